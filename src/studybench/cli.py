@@ -1,0 +1,190 @@
+"""The ``studybench`` command: thin wrappers over public Python functions.
+
+Every input problem is reported on one line (``error: …``) with exit code 2 and
+no traceback; a traceback means a bug in studybench.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from studybench.errors import StudybenchError
+
+app = typer.Typer(
+    help="Honest, reproducible comparisons of the model families of a two-part deep-learning study.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+run_app = typer.Typer(help="Train and test every model x feature set x seed of a study.",
+                      no_args_is_help=True)
+app.add_typer(run_app, name="run")
+
+# Pipes and files get a width that fits the tables; a terminal keeps its own.
+out_console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def _user_errors():
+    """Turn input problems into one line on stderr and exit code 2."""
+    try:
+        yield
+    except StudybenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished runs are kept; rerun the same command to continue")
+        raise typer.Exit(130) from None
+
+
+def _overrides(sets: list[str], config: Optional[Path]) -> dict:
+    from studybench.config import load_yaml_overrides, parse_assignments
+
+    merged = load_yaml_overrides(config) if config else {}
+    merged.update(parse_assignments(sets))
+    return merged
+
+
+@contextmanager
+def _progress():
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task("runs", total=None)
+
+        def update(run_id: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=run_id or "done")
+
+        yield update
+
+
+def print_table(table, title: str) -> None:
+    """Print a summary table (test mean ± std over seeds) as the user sees it."""
+    view = Table(title=title, title_justify="left")
+    view.add_column("model", no_wrap=True)
+    view.add_column("features", no_wrap=True)
+    for name in ("preset", "split"):
+        if table[name].nunique() > 1:
+            view.add_column(name, no_wrap=True)
+    for name in ("seeds", "accuracy", "macro-F1", "fit s"):
+        view.add_column(name, justify="right", no_wrap=True)
+    for row in table.itertuples():
+        cells = [row.model, row.features]
+        cells += [getattr(row, n) for n in ("preset", "split") if table[n].nunique() > 1]
+        cells += [str(row.seeds), f"{row.accuracy_mean:.3f} ± {row.accuracy_std:.3f}",
+                  f"{row.macro_f1_mean:.3f} ± {row.macro_f1_std:.3f}", f"{row.fit_seconds:.1f}"]
+        view.add_row(*cells)
+    out_console.print(view)
+
+
+@run_app.command("lyrics")
+def run_lyrics_command(
+    data: Annotated[Path, typer.Option(help="Labelled lyrics CSV (Kaggle train/test, tcc_ceds, mlgc, or mapped with --set data.columns.*).")],
+    test_data: Annotated[Optional[Path], typer.Option(help="Separate labelled test file; implies --split file.")] = None,
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated model names (default: every lyrics model; see `studybench list`).")] = None,
+    features: Annotated[str, typer.Option(help="Comma-separated feature sets: lyrics, lyrics+artist.")] = "lyrics,lyrics+artist",
+    split: Annotated[Optional[str], typer.Option(help="random (song level, artists leak), artist (no artist in two parts) or file (test = --test-data).")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each changes the split and the model's randomness.")] = "0,1,2",
+    preset: Annotated[str, typer.Option(help="seed: the study's settings; tuned: the good default.")] = "tuned",
+    set_: Annotated[list[str], typer.Option("--set", help="Override a setting, e.g. split.test_size=0.25 or model.C=2 (repeatable).")] = [],
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/lyrics"),
+) -> None:
+    """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
+    from studybench.studies.lyrics import run_lyrics
+
+    with _user_errors(), _progress() as progress:
+        table = run_lyrics(data, test_data, models, features, split, seeds, preset,
+                           _overrides(set_, config), out, progress)
+    _print_lyrics(table, out)
+
+
+def _print_lyrics(table, out: Path) -> None:
+    split, preset = (", ".join(table[k].unique()) for k in ("split", "preset"))
+    print_table(table, f"Lyrics → genre: test metrics, mean ± std over seeds "
+                       f"(split: {split}; preset: {preset})")
+    out_console.print(f"runs and results.csv in {out}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (OUT/runs/<run id>).")],
+    data: Annotated[Path, typer.Option(help="Labelled lyrics CSV in any supported schema.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override how the file is read, e.g. data.columns.text=body.")] = [],
+) -> None:
+    """Score a saved run's model on another labelled file; print the metrics as JSON."""
+    from studybench.studies.lyrics import evaluate_run
+
+    with _user_errors():
+        result = evaluate_run(run_dir, data, _overrides(set_, None))
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder for the demo's runs.")] = Path("runs/demo"),
+) -> None:
+    """Run the lyrics study on the built-in synthetic demo corpus (under 2 minutes on 2 cores)."""
+    from studybench.data.demo import demo_lyrics_path
+    from studybench.studies.lyrics import run_lyrics
+
+    with _user_errors():
+        for split in ("artist", "random"):
+            with _progress() as progress:
+                table = run_lyrics(demo_lyrics_path(), split=split, seeds="0,1,2", preset="tuned",
+                                   out=out / "lyrics", progress=progress)
+            _print_lyrics(table, out / "lyrics")
+    out_console.print("The demo corpus is synthetic (see studybench.data.demo): compare the "
+                      "artist split with the random one to see how much artist leakage inflates.")
+
+
+@app.command("list")
+def list_command(
+    params: Annotated[bool, typer.Option("--params", help="Also show every model's parameters per preset.")] = False,
+) -> None:
+    """Show the studies, model names, presets, feature sets and input schemas."""
+    import dataclasses
+
+    from studybench import registry
+    from studybench.data.lyrics import SCHEMAS
+
+    view = Table(title="Models (studybench run <study> --models a,b)", title_justify="left")
+    for column in ("study", "name", "family", "presets", "what it is"):
+        view.add_column(column)
+    for name in registry.names():
+        spec = registry.get(name)
+        view.add_row(spec.study, name, spec.family, ", ".join(spec.presets), spec.summary)
+    out_console.print(view)
+    if params:
+        for name in registry.names():
+            spec = registry.get(name)
+            for preset in spec.presets:
+                values = dataclasses.asdict(spec.resolve(preset))
+                shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "(none)"
+                out_console.print(f"[bold]{name}[/] [{preset}] {shown}", highlight=False)
+    out_console.print("Feature sets (lyrics): lyrics, lyrics+artist")
+    out_console.print("Splits: random, artist, file     Presets: seed (the study), tuned (default)")
+    schemas = Table(title="Lyrics file schemas (detected from the header)", title_justify="left")
+    schemas.add_column("schema")
+    schemas.add_column("columns")
+    schemas.add_column("what")
+    for schema in SCHEMAS.values():
+        schemas.add_row(schema.name, ", ".join(schema.required), schema.description)
+    out_console.print(schemas)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Typed configuration: frozen dataclasses with defaults in code, overridden by
+YAML files and ``--set key=value``.
+
+Every default lives here with a one-line reason. An override names a dotted key
+(``split.test_size=0.25``, ``data.columns.text=body``); an unknown key or a value
+of the wrong type is a :class:`StudybenchError` that names the key. Model
+hyper-parameters are validated by the model's own parameter dataclass (see
+:mod:`studybench.registry`), under the ``model.`` prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studybench.errors import StudybenchError
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names in the input CSV; empty means "take it from the detected schema"."""
+
+    text: str = ""  # the lyrics
+    label: str = ""  # the genre
+    artist: str = ""  # optional: needed for the artist split and the +artist features
+    language: str = ""  # optional: picks the stop-word list per song
+    song: str = ""  # optional: a title or id, kept in the predictions
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the lyrics come from and how their columns are read."""
+
+    schema: str = "auto"  # auto-detected from the header unless named (see `studybench list`)
+    columns: Columns = field(default_factory=Columns)  # explicit mapping wins over the schema
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """Fit-free text cleaning applied identically to every file."""
+
+    lowercase: bool = True  # done before stop-word removal, so "The" is caught too
+    strip_punctuation: bool = True  # keeps in-word apostrophes ("don't") so stop words still match
+    stopwords: bool = True  # per song language from the stopwords-iso lists
+    default_language: str = "en"  # used where the language is missing or unknown
+    dedupe: bool = True  # identical cleaned lyrics would sit on both sides of a split
+    min_tokens: int = 1  # songs with fewer tokens after cleaning are dropped
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How songs are divided into train, validation and test."""
+
+    kind: str = "random"  # random (song level) | artist (grouped) | file (test = --test-data)
+    test_size: float = 0.2  # fraction of songs (or of artists' songs) held out for test
+    val_size: float = 0.1  # fraction of all songs used for validation / model selection
+
+
+@dataclass(frozen=True)
+class LyricsConfig:
+    """Everything a lyrics run depends on except the model's own parameters."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    clean: CleaningConfig = field(default_factory=CleaningConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+SPLIT_KINDS = ("random", "artist", "file")
+
+
+def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=x"]`` into ``{"a.b": 1, "c": "x"}`` (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise StudybenchError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = raw if value is None else value
+    return out
+
+
+def load_yaml_overrides(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file of overrides and flatten it to dotted keys."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise StudybenchError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise StudybenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise StudybenchError(f"{path}: expected a mapping of keys to values")
+    return _flatten(data)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a parsed override to the field's declared type or raise naming ``key``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in typing.get_args(annotation):
+                return None
+        errors = []
+        for option in options:
+            try:
+                return coerce(value, option, key)
+            except StudybenchError as exc:
+                errors.append(str(exc))
+        raise StudybenchError(errors[-1] if errors else f"--set {key}: bad value {value!r}")
+    if origin in (tuple, list):
+        (inner, *_) = typing.get_args(annotation) or (Any,)
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        return tuple(coerce(v, inner, key) for v in items)
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1", "on"):
+            return True
+        if str(value).lower() in ("false", "no", "0", "off"):
+            return False
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        return str(value)
+    name = getattr(annotation, "__name__", str(annotation))
+    raise StudybenchError(f"--set {key}: expected {name}, got {value!r}")
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+    """Return a copy of dataclass ``obj`` with dotted ``overrides`` applied and type-checked."""
+    hints = typing.get_type_hints(type(obj))
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if head not in hints:
+            known = ", ".join(prefix + f for f in hints)
+            raise StudybenchError(f"--set {prefix}{key}: unknown key (known: {known})")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            if dataclasses.is_dataclass(hints[head]):
+                raise StudybenchError(f"--set {prefix}{key}: is a group; set one of its keys")
+            direct[head] = coerce(value, hints[head], prefix + key)
+    for head, sub in nested.items():
+        child = getattr(obj, head)
+        if not dataclasses.is_dataclass(child):
+            raise StudybenchError(f"--set {prefix}{head}.{next(iter(sub))}: {prefix}{head} has no sub-keys")
+        direct[head] = apply_overrides(child, sub, prefix + head + ".")
+    return dataclasses.replace(obj, **direct)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) dataclass; tuples become lists."""
+    return json_ready(dataclasses.asdict(obj))
+
+
+def json_ready(value: Any) -> Any:
+    """Make tuples lists (recursively), so a config round-trips through JSON unchanged."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) dataclass from :func:`to_dict` output."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if dataclasses.is_dataclass(hints[f.name]):
+            value = from_dict(hints[f.name], value)
+        elif typing.get_origin(hints[f.name]) in (tuple, list) or (
+            isinstance(value, list)
+        ):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate ``model.*`` keys (validated per model) from the run config keys."""
+    model = {k[len("model."):]: v for k, v in overrides.items() if k.startswith("model.")}
+    rest = {k: v for k, v in overrides.items() if not k.startswith("model.")}
+    return rest, model

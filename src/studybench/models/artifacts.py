@@ -1,0 +1,42 @@
+"""Saving and loading scikit-learn models without unrestricted unpickling.
+
+Artifacts are written with skops, whose loader rebuilds objects from an explicit
+list of trusted types instead of running arbitrary pickle code. We trust
+scikit-learn, NumPy, SciPy and studybench's own transformers, and refuse a file
+that needs anything else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+
+from studybench.errors import StudybenchError
+
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "studybench.", "builtins.", "collections.")
+
+
+def save_sklearn(model: Any, path: str | Path) -> None:
+    """Write ``model`` to ``path`` atomically (a temporary name, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    sio.dump(model, tmp)
+    os.replace(tmp, path)
+
+
+def load_sklearn(path: str | Path) -> Any:
+    """Load a skops artifact, refusing any type outside the trusted prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudybenchError(f"{path}: model artifact not found")
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a truncated or foreign file: skops raises several kinds
+        raise StudybenchError(f"{path}: not a readable model artifact ({type(exc).__name__})") from None
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise StudybenchError(f"{path}: refuses to load untrusted types: {', '.join(refused)}")
+    return sio.load(path, trusted=untrusted)

@@ -1,0 +1,250 @@
+"""Classical lyrics models: majority baseline, TF-IDF + logistic regression,
+TF-IDF + linear SVM and a decision tree, each for both feature sets.
+
+A model is a scikit-learn ``Pipeline`` of a ``ColumnTransformer`` (the lyrics
+branch, plus a one-hot artist branch for ``lyrics+artist``: the artist is never
+mixed into the lyric text) and a classifier. Hyper-parameters given as several
+values are chosen on the validation split (macro-F1), or by 5-fold CV on the
+training split where the ``seed`` preset reproduces the study's grid search.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GridSearchCV, ParameterGrid
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+
+from studybench.models.text.artist import ArtistEncoder
+from studybench.models.text.sequences import TokenSequences
+from studybench.registry import ModelSpec, register
+
+
+@dataclass(frozen=True)
+class ArtistParams:
+    """The artist branch, used with the lyrics+artist feature set."""
+
+    artist_dropout: float = 0.0  # share of training songs fitted as if their artist were unknown
+
+
+@dataclass(frozen=True)
+class TfidfParams(ArtistParams):
+    """The lyrics branch of the TF-IDF models."""
+
+    max_features: int | None = 5000  # the study's vocabulary cap; None keeps every term
+    ngram_max: int = 1  # 2 adds word pairs ("broken heart"), a cheap gain on lyrics
+    min_df: int = 1  # terms in fewer songs than this are noise
+    sublinear_tf: bool = False  # 1 + log(tf): a chorus repeated ten times should not dominate
+
+
+@dataclass(frozen=True)
+class LogregParams(TfidfParams):
+    """TF-IDF + logistic regression."""
+
+    C: tuple[float, ...] = (1.0,)  # inverse regularisation; several values are tried on validation
+    class_weight: str | None = None  # "balanced" lifts rare genres, which macro-F1 rewards
+    max_iter: int = 1000  # the study's setting; lbfgs converges well before on lyrics
+
+
+@dataclass(frozen=True)
+class SvmParams(TfidfParams):
+    """TF-IDF + linear SVM (one-vs-rest hinge loss)."""
+
+    C: tuple[float, ...] = (1.0,)  # several values are tried on validation
+    class_weight: str | None = None  # "balanced" lifts rare genres
+
+
+@dataclass(frozen=True)
+class TreeParams(ArtistParams):
+    """A single decision tree."""
+
+    input: str = "token_ids"  # token_ids (the study: padded word ids) | tfidf
+    max_words: int = 20000  # token_ids: vocabulary of the most frequent training words
+    max_len: int = 300  # token_ids: sequence length (pre-padded, pre-truncated as Keras did)
+    max_features: int | None = 20000  # tfidf: vocabulary cap
+    max_depth: tuple[int | None, ...] = (4, 8)  # the study's grid
+    min_samples_split: tuple[int, ...] = (2, 5, 10)  # the study's grid
+    min_samples_leaf: tuple[int, ...] = (1, 2, 4)  # the study's grid
+    selection: str = "cv5"  # cv5: 5-fold CV on train (the study) | val: on the validation split
+    class_weight: str | None = None  # "balanced" lifts rare genres
+
+
+@dataclass(frozen=True)
+class MajorityParams:
+    """The majority-class baseline has no parameters."""
+
+
+def _tfidf(p: TfidfParams) -> TfidfVectorizer:
+    # Text is already cleaned and lower-cased: split on whitespace only.
+    return TfidfVectorizer(
+        token_pattern=r"\S+",
+        lowercase=False,
+        max_features=p.max_features,
+        ngram_range=(1, p.ngram_max),
+        min_df=p.min_df,
+        sublinear_tf=p.sublinear_tf,
+        dtype=np.float32,
+    )
+
+
+def _features(text_step: Any, features: str, p: ArtistParams, seed: int) -> ColumnTransformer:
+    branches = [("lyrics", text_step, "text")]
+    if features == "lyrics+artist":
+        branches.append(("artist", ArtistEncoder(dropout=p.artist_dropout, seed=seed), "artist"))
+    return ColumnTransformer(branches, sparse_threshold=1.0)
+
+
+class ClassicModel:
+    """A fitted-on-demand scikit-learn pipeline with model selection on validation or by CV."""
+
+    kind = "sklearn"
+
+    def __init__(self, features: ColumnTransformer | None, classifier: Any, grid: dict | None = None,
+                 selection: str = "val", seed: int = 0):
+        self.features = features
+        self.classifier = classifier
+        self.grid = grid or {}
+        self.selection = selection
+        self.seed = seed
+        self.pipeline_: Pipeline | None = None
+        self.selection_: dict[str, Any] = {}
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> dict[str, Any]:
+        """Fit on ``train``; choose among the grid on ``val`` (or by CV); return what was chosen."""
+        steps = []
+        x_train, x_val = train, val
+        if self.features is not None:
+            x_train = self.features.fit_transform(train)
+            x_val = self.features.transform(val)
+            for x in (x_train, x_val):
+                if hasattr(x, "sort_indices"):
+                    x.sort_indices()  # parallel scikit-learn estimators need sorted CSR indices
+            steps.append(("features", self.features))
+        y_train = train["label"].to_numpy()
+        clf = self._select(x_train, y_train, x_val, val["label"].to_numpy())
+        steps.append(("clf", clf))
+        self.pipeline_ = Pipeline(steps)
+        return self.selection_
+
+    def _select(self, x_train, y_train, x_val, y_val):
+        candidates = list(ParameterGrid(self.grid)) if self.grid else [{}]
+        if self.selection == "cv5" and len(candidates) > 1:
+            search = GridSearchCV(self.classifier, self.grid, cv=5, scoring="accuracy", n_jobs=-1)
+            search.fit(x_train, y_train)
+            self.selection_ = {"method": "5-fold CV on train", "chosen": search.best_params_,
+                               "cv_accuracy": float(search.best_score_)}
+            return search.best_estimator_
+        # Candidates in grid order (ascending C), so warm-started solvers build on the last fit.
+        best, best_score, tried = None, -1.0, []
+        clf = copy.deepcopy(self.classifier)
+        for params in candidates:
+            clf.set_params(**params)
+            clf.fit(x_train, y_train)
+            if len(candidates) == 1:
+                return clf
+            score = float(f1_score(y_val, clf.predict(x_val), average="macro"))
+            tried.append({"params": params, "val_macro_f1": score})
+            if score > best_score:
+                best, best_score = copy.deepcopy(clf), score
+                self.selection_ = {"method": "validation macro-F1", "chosen": params}
+        self.selection_["tried"] = tried
+        return best
+
+    @property
+    def classes_(self) -> list[str]:
+        return [str(c) for c in self.pipeline_.classes_]
+
+    def scores(self, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+        """Per-class scores for ``frame``: probabilities where the model has them, else margins."""
+        if hasattr(self.pipeline_, "predict_proba"):
+            return self.pipeline_.predict_proba(frame), "probability"
+        return self.pipeline_.decision_function(frame), "decision_function"
+
+    def save(self, path) -> None:
+        from studybench.models.artifacts import save_sklearn
+
+        save_sklearn(self.pipeline_, path)
+
+    @classmethod
+    def load(cls, path) -> "ClassicModel":
+        from studybench.models.artifacts import load_sklearn
+
+        model = cls(None, None)
+        model.pipeline_ = load_sklearn(path)
+        return model
+
+
+def _build_majority(p: MajorityParams, features: str, seed: int) -> ClassicModel:
+    return ClassicModel(None, DummyClassifier(strategy="most_frequent"))
+
+
+def _build_logreg(p: LogregParams, features: str, seed: int) -> ClassicModel:
+    # Warm starts make an ascending C grid cheaper: each fit starts from the last solution.
+    clf = LogisticRegression(C=p.C[0], max_iter=p.max_iter, class_weight=p.class_weight,
+                             random_state=seed, warm_start=len(p.C) > 1)
+    grid = {"C": list(p.C)} if len(p.C) > 1 else None
+    return ClassicModel(_features(_tfidf(p), features, p, seed), clf, grid, seed=seed)
+
+
+def _build_svm(p: SvmParams, features: str, seed: int) -> ClassicModel:
+    clf = LinearSVC(C=p.C[0], class_weight=p.class_weight, random_state=seed)
+    grid = {"C": list(p.C)} if len(p.C) > 1 else None
+    return ClassicModel(_features(_tfidf(p), features, p, seed), clf, grid, seed=seed)
+
+
+def _build_tree(p: TreeParams, features: str, seed: int) -> ClassicModel:
+    if p.input == "token_ids":
+        text_step = TokenSequences(max_words=p.max_words, max_len=p.max_len)
+    elif p.input == "tfidf":
+        text_step = _tfidf(TfidfParams(max_features=p.max_features, sublinear_tf=True))
+    else:
+        from studybench.errors import StudybenchError
+
+        raise StudybenchError(f"--set model.input={p.input}: expected token_ids or tfidf")
+    grid = {"max_depth": list(p.max_depth), "min_samples_split": list(p.min_samples_split),
+            "min_samples_leaf": list(p.min_samples_leaf)}
+    clf = DecisionTreeClassifier(class_weight=p.class_weight, random_state=seed)
+    return ClassicModel(_features(text_step, features, p, seed), clf, grid, selection=p.selection, seed=seed)
+
+
+_TUNED_TFIDF = {"max_features": 200000, "ngram_max": 2, "min_df": 2, "sublinear_tf": True,
+                "artist_dropout": 0.5}
+
+register(ModelSpec(
+    name="majority", study="lyrics", family="baseline",
+    summary="predicts the most frequent training genre: the floor every model must beat",
+    params=MajorityParams, build=_build_majority, presets={"seed": {}, "tuned": {}},
+))
+register(ModelSpec(
+    name="tfidf_logreg", study="lyrics", family="tfidf",
+    summary="TF-IDF bag of words + logistic regression",
+    params=LogregParams, build=_build_logreg,
+    presets={"seed": {},  # the study: 5,000 unigram features, default C, max_iter 1000
+             "tuned": {**_TUNED_TFIDF, "C": (1.0, 4.0, 16.0), "class_weight": "balanced"}},
+))
+register(ModelSpec(
+    name="tfidf_linear_svm", study="lyrics", family="tfidf",
+    summary="TF-IDF bag of words + linear SVM (not in the study; the usual strong text baseline)",
+    params=SvmParams, build=_build_svm,
+    presets={"seed": {}, "tuned": {**_TUNED_TFIDF, "C": (0.03, 0.1, 0.3), "class_weight": "balanced"}},
+))
+register(ModelSpec(
+    name="decision_tree", study="lyrics", family="tree",
+    summary="decision tree; seed: on padded token ids with the study's 5-fold grid",
+    params=TreeParams, build=_build_tree,
+    presets={"seed": {},
+             "tuned": {"input": "tfidf", "max_depth": (20, 40), "min_samples_split": (2,),
+                       "min_samples_leaf": (2, 8), "selection": "val", "class_weight": "balanced",
+                       "artist_dropout": 0.5}},
+))

@@ -1,0 +1,112 @@
+"""The run folder is the record: atomic writes, environment capture, run ids.
+
+Nothing is ever half-written. A file is written to a temporary name in the same
+folder and renamed; a run is built in a temporary folder and renamed into place
+when complete, so a run folder that exists is a finished run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+PACKAGES = ("studybench", "numpy", "pandas", "scikit-learn", "scipy", "skops", "torch", "stopwordsiso")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False))
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file: runs on different data never share an id."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    """A short, stable hash of a JSON-ready config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit of the studybench source, if it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5)
+        if commit.returncode != 0:
+            return {"commit": None}
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None}
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware, saved with every run (read from metadata: nothing is imported)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "git": git_commit(),
+        "argv": sys.argv,
+    }
+
+
+class RunWriter:
+    """Builds one run in ``<final>.partial`` and renames it to ``<final>`` when complete."""
+
+    def __init__(self, final: Path):
+        self.final = Path(final)
+        self.tmp = self.final.with_name(self.final.name + ".partial")
+
+    def __enter__(self) -> Path:
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)  # left by a crash: a partial run is never resumed from
+        self.tmp.mkdir(parents=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.final)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

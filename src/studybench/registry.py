@@ -1,0 +1,86 @@
+"""Models by name: one registry for every study, refusing duplicate names.
+
+A :class:`ModelSpec` ties a stable name to a parameter dataclass (every
+hyper-parameter with its default and a one-line reason), named presets (``seed``
+reproduces the study, ``tuned`` is the good default) stored as *data* (the
+fields that differ from the defaults) and a builder. Model families register
+themselves on import of :mod:`studybench.models`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from studybench.config import apply_overrides
+from studybench.errors import StudybenchError
+
+PRESETS = ("seed", "tuned")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its name, what it is, its parameters, presets and builder."""
+
+    name: str
+    study: str  # "lyrics" or "images"
+    family: str  # for grouping in listings and reports
+    summary: str  # one line shown by `studybench list`
+    params: type  # frozen dataclass of hyper-parameters
+    build: Callable[..., Any]  # build(params, features, seed) -> unfitted model object
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    features: tuple[str, ...] = ("lyrics", "lyrics+artist")
+
+    def resolve(self, preset: str, overrides: dict[str, Any] | None = None) -> Any:
+        """The parameter dataclass for ``preset`` with ``overrides`` (keys without ``model.``)."""
+        if preset not in self.presets:
+            raise StudybenchError(
+                f"--preset {preset}: unknown for {self.name} (known: {', '.join(self.presets)})"
+            )
+        params = apply_overrides(self.params(), self.presets[preset], prefix="model.")
+        return apply_overrides(params, overrides or {}, prefix="model.")
+
+    def knows(self, key: str) -> bool:
+        """Whether ``key`` (without ``model.``) is one of this model's parameters."""
+        head = key.split(".", 1)[0]
+        return head in {f.name for f in dataclasses.fields(self.params)}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec``; a name registered twice is a programming error and raises."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model name {spec.name!r} is already registered")
+    for preset in PRESETS:
+        if preset not in spec.presets:
+            raise ValueError(f"model {spec.name!r} lacks the {preset!r} preset")
+    spec.resolve("seed"), spec.resolve("tuned")  # presets must name real fields
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_models() -> None:
+    import studybench.models  # noqa: F401  (registers every family)
+
+
+def get(name: str) -> ModelSpec:
+    """The spec registered under ``name``; an unknown name is an error with suggestions."""
+    _load_models()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise StudybenchError(
+            f"unknown model {name!r}{hint}; `studybench list` shows the {len(_REGISTRY)} known names"
+        )
+    return _REGISTRY[name]
+
+
+def names(study: str | None = None) -> list[str]:
+    """Registered names in registration order, optionally for one study."""
+    _load_models()
+    return [n for n, s in _REGISTRY.items() if study is None or s.study == study]
