@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -55,14 +56,22 @@ def _overrides(sets: list[str], config: Optional[Path]) -> dict:
 
 @contextmanager
 def _progress():
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
-        task = bar.add_task("runs", total=None)
+    """A progress bar over runs, shown from the first run on (not for input errors)."""
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err_console)
+    task = None
 
-        def update(run_id: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=run_id or "done")
+    def update(run_id: str, done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("runs", total=total)
+        bar.update(task, completed=done, total=total, description=run_id or "done")
 
+    try:
         yield update
+    finally:
+        bar.stop()
 
 
 def print_table(table, title: str) -> None:
@@ -169,7 +178,7 @@ def list_command(
             for preset in spec.presets:
                 values = dataclasses.asdict(spec.resolve(preset))
                 shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "(none)"
-                out_console.print(f"[bold]{name}[/] [{preset}] {shown}", highlight=False)
+                out_console.print(f"[bold]{name}[/] \\[{preset}] {escape(shown)}", highlight=False)
     out_console.print("Feature sets (lyrics): lyrics, lyrics+artist")
     out_console.print("Splits: random, artist, file     Presets: seed (the study), tuned (default)")
     schemas = Table(title="Lyrics file schemas (detected from the header)", title_justify="left")

@@ -1,0 +1,122 @@
+"""Shared fixtures and helpers for the studybench tests.
+
+Unit tests build their inputs here, tiny and inside ``tmp_path``. Tests marked
+``realdata`` read the real files from ``$STUDYBENCH_DATA`` (default
+``<repo root>/../shared/data``) through the ``data_dir`` fixture: absent data is
+a skip locally and a failure where ``STUDYBENCH_REQUIRE_DATA=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Words that lean towards each genre in the synthetic corpora below: distinct per genre,
+# each used by several songs so that min_df=2 (the tuned TF-IDF preset) keeps them.
+GENRE_WORDS = {
+    "rock": "guitar thunder highway engine storm steel".split(),
+    "pop": "dance party glitter summer kiss radio".split(),
+    "jazz": "saxophone velvet lounge trumpet swing piano".split(),
+}
+SHARED_WORDS = "love night heart time world light".split()
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """Write a CSV with the csv module (quotes multi-line fields, commas and quotes properly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def lyric(genre: str, i: int, n_words: int = 12) -> str:
+    """A short, deterministic, multi-line lyric leaning towards ``genre``."""
+    words = GENRE_WORDS[genre]
+    picked = [words[(i + k) % len(words)] if k % 2 == 0 else SHARED_WORDS[(i * 3 + k) % len(SHARED_WORDS)]
+              for k in range(n_words)]
+    picked.append(f"uniq{genre}{i}")  # keeps every song's cleaned text distinct (no dedupe)
+    half = len(picked) // 2
+    return " ".join(picked[:half]).capitalize() + ",\n" + " ".join(picked[half:]) + "!"
+
+
+def canonical_frame(per_class: int = 8, genres=("rock", "pop", "jazz"), artists_per_genre: int = 4,
+                    artist_prefix: str = "Artist") -> pd.DataFrame:
+    """A tiny canonical frame (row, text, label, artist, language, song) of cleaned-looking text."""
+    rows = []
+    for g, genre in enumerate(genres):
+        for i in range(per_class):
+            text = lyric(genre, i).replace(",", "").replace("!", "").replace("\n", " ").lower()
+            rows.append({"row": len(rows) + 1, "text": text, "label": genre,
+                         "artist": f"{artist_prefix} {genre} {i % artists_per_genre}",
+                         "language": "en", "song": f"{genre}-{i}"})
+    return pd.DataFrame(rows)
+
+
+def kaggle_train_rows(per_class: int = 8, genres=("rock", "pop", "jazz"), artists_per_genre: int = 4,
+                      artist_prefix: str = "Artist") -> list[list[str]]:
+    """Rows in the Kaggle train.csv schema (Artist, Song, Genre, Language, Lyrics)."""
+    rows = []
+    for genre in genres:
+        for i in range(per_class):
+            rows.append([f"{artist_prefix} {genre} {i % artists_per_genre}", f"{genre} song {i}",
+                         genre.title(), "en", lyric(genre, i)])
+    return rows
+
+
+KAGGLE_TRAIN_HEADER = ["Artist", "Song", "Genre", "Language", "Lyrics"]
+
+
+@pytest.fixture
+def tiny_train_csv(tmp_path: Path) -> Path:
+    """A labelled Kaggle-train-schema CSV of 24 songs by 12 artists in 3 genres."""
+    return write_rows(tmp_path / "train.csv", KAGGLE_TRAIN_HEADER, kaggle_train_rows())
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def _real_data_root() -> Path:
+    return Path(os.environ.get("STUDYBENCH_DATA") or DEFAULT_DATA)
+
+
+def _missing(what: str) -> None:
+    message = f"real data not found at {what}; set STUDYBENCH_DATA"
+    if os.environ.get("STUDYBENCH_REQUIRE_DATA") == "1":
+        pytest.fail(message + " (STUDYBENCH_REQUIRE_DATA=1 makes absent data a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder ($STUDYBENCH_DATA, default <repo root>/../shared/data)."""
+    root = _real_data_root()
+    if not root.is_dir():
+        _missing(str(root))
+    return root
+
+
+def _real_file(data_dir: Path, relative: str) -> Path:
+    path = data_dir / relative
+    if not path.is_file():
+        _missing(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tcc_path(data_dir: Path) -> Path:
+    return _real_file(data_dir, "lyrics/tcc_ceds_music.csv")
+
+
+@pytest.fixture(scope="session")
+def mlgc_path(data_dir: Path) -> Path:
+    return _real_file(data_dir, "lyrics/mlgc_cosc426_sample.csv")
