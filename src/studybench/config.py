@@ -75,18 +75,17 @@ SPLIT_KINDS = ("random", "artist", "file")
 
 
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Turn ``["a.b=1", "c=x"]`` into ``{"a.b": 1, "c": "x"}`` (values parsed as YAML scalars)."""
+    """Turn ``["a.b=1", "c=x"]`` into ``{"a.b": "1", "c": "x"}``.
+
+    Values stay text here; :func:`coerce` reads them as the declared type, so a text
+    setting keeps words such as ``no`` or ``on`` as they are."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise StudybenchError(f"--set {item!r}: expected key=value")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out[key] = raw if value is None else value
+        out[key] = raw.strip()
     return out
 
 
@@ -115,16 +114,20 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _none_word(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~"))
+
+
 def coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a parsed override to the field's declared type or raise naming ``key``."""
+    """Convert an override (text from ``--set`` or a typed YAML value) to the field's
+    declared type, or raise naming ``key``."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in typing.get_args(annotation):
-                return None
+        args = typing.get_args(annotation)
+        if type(None) in args and _none_word(value):
+            return None
         errors = []
-        for option in options:
+        for option in (a for a in args if a is not type(None)):
             try:
                 return coerce(value, option, key)
             except StudybenchError as exc:
@@ -132,29 +135,37 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
         raise StudybenchError(errors[-1] if errors else f"--set {key}: bad value {value!r}")
     if origin in (tuple, list):
         (inner, *_) = typing.get_args(annotation) or (Any,)
-        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        return tuple(coerce(v, inner, key) for v in items)
-    if annotation is Any:
-        return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "yes", "1", "on"):
-            return True
-        if str(value).lower() in ("false", "no", "0", "off"):
-            return False
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif annotation is str:
-        return str(value)
+        items = value
+        if isinstance(value, str):
+            text = value.strip()
+            items = _yaml_scalar(text) if text.startswith("[") else text.split(",")
+        if not isinstance(items, (list, tuple)):
+            items = [items]
+        if not items:
+            raise StudybenchError(f"--set {key}: needs at least one value")
+        return tuple(coerce(v.strip() if isinstance(v, str) else v, inner, key) for v in items)
+    if annotation is Any or annotation is str:
+        return value if isinstance(value, str) or annotation is Any else str(value)
+    parsed = _yaml_scalar(value) if isinstance(value, str) else value
+    if annotation is bool and isinstance(parsed, bool):
+        return parsed
+    if annotation is bool and isinstance(parsed, int) and parsed in (0, 1):
+        return bool(parsed)
+    if annotation is int and isinstance(parsed, int) and not isinstance(parsed, bool):
+        return parsed
+    if annotation is int and isinstance(parsed, float) and parsed.is_integer():
+        return int(parsed)
+    if annotation is float and isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+        return float(parsed)
     name = getattr(annotation, "__name__", str(annotation))
     raise StudybenchError(f"--set {key}: expected {name}, got {value!r}")
+
+
+def _yaml_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def apply_overrides(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:

@@ -90,6 +90,21 @@ def make_split(
     kind = config.kind
     if not 0 < config.test_size < 1 or not 0 < config.val_size < 1:
         raise StudybenchError("--set split.test_size and split.val_size must lie between 0 and 1")
+    if kind != "file" and config.test_size + config.val_size >= 1:
+        raise StudybenchError(
+            f"--set split.test_size={config.test_size} + split.val_size={config.val_size} "
+            "leaves no training songs; their sum must be below 1"
+        )
+    try:
+        return _make_split(frame, config, seed, test_frame, data_name)
+    except ValueError as exc:  # scikit-learn's refusal on too few songs per part
+        reason = str(exc).splitlines()[0]
+        raise StudybenchError(f"{data_name}: cannot make the {kind} split ({reason}); too few songs?") from None
+
+
+def _make_split(frame: pd.DataFrame, config: SplitConfig, seed: int,
+                test_frame: pd.DataFrame | None, data_name: str) -> LyricsSplit:
+    kind = config.kind
     has_artist = bool((frame["artist"] != "").any())
     if kind == "random":
         rest, test = _random_cut(frame, config.test_size, seed)

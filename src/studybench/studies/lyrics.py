@@ -134,6 +134,9 @@ def run_lyrics(
         if fs not in FEATURE_SETS:
             raise StudybenchError(f"--features {fs}: unknown feature set (known: {', '.join(FEATURE_SETS)})")
     seed_list = [_seed(s) for s in _parse_list(seeds if isinstance(seeds, str) else [str(s) for s in seeds], "seeds")]
+    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
+    if repeated:
+        raise StudybenchError(f"--seeds: {', '.join(map(str, repeated))} given twice; each seed is one run")
     if preset not in registry.PRESETS:
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {spec.name: spec.resolve(preset, {k: v for k, v in model_over.items() if spec.knows(k)})
@@ -174,9 +177,12 @@ def run_lyrics(
 
 def _seed(value: str) -> int:
     try:
-        return int(value)
+        seed = int(value)
     except ValueError:
         raise StudybenchError(f"--seeds {value!r}: expected whole numbers such as 0,1,2") from None
+    if not 0 <= seed < 2**32:  # the range NumPy and scikit-learn accept
+        raise StudybenchError(f"--seeds {value}: a seed must lie between 0 and 4294967295")
+    return seed
 
 
 def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec, params: Any,

@@ -26,7 +26,8 @@ class ArtistEncoder(TransformerMixin, BaseEstimator):
         artists = np.asarray(frame, dtype=object).reshape(-1, 1)
         known = artists[artists[:, 0] != ""]
         self.encoder_ = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
-        self.encoder_.fit(known if len(known) else np.array([[""]], dtype=object))
+        # With no artist at all, a placeholder category no song can have keeps every row zero.
+        self.encoder_.fit(known if len(known) else np.array([["\0no artist"]], dtype=object))
         return self
 
     def transform(self, frame):

@@ -12,6 +12,8 @@ from collections import Counter
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from studybench.models.text.vocab import pack, unpack
+
 
 class TokenSequences(TransformerMixin, BaseEstimator):
     """Whitespace tokens -> fixed-length int32 id sequences; learns its vocabulary in ``fit`` only."""
@@ -35,6 +37,18 @@ class TokenSequences(TransformerMixin, BaseEstimator):
             if ids:
                 out[row, self.max_len - len(ids):] = ids
         return out
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
+        if "vocabulary_" in state:  # stored compactly; ids count from 1 (0 is padding)
+            state["vocabulary_packed_"] = pack(state.pop("vocabulary_"))
+        return state
+
+    def __setstate__(self, state):
+        if "vocabulary_packed_" in state:
+            state = dict(state)
+            state["vocabulary_"] = unpack(state.pop("vocabulary_packed_"), start=1)
+        super().__setstate__(state)
 
     def get_feature_names_out(self, input_features=None):
         return np.array([f"token_{i}" for i in range(self.max_len)], dtype=object)
