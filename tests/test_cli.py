@@ -223,3 +223,19 @@ def test_successful_run_prints_the_table_and_writes_results(cli, tmp_path):
     lines = (out / "results.csv").read_text().splitlines()
     assert len(lines) == 1 + 4  # header + 2 models x 2 seeds
     assert len(list((out / "runs").iterdir())) == 4
+
+
+def test_second_split_into_the_same_out_prints_the_split_comparison(cli, tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "lyrics", "--data", str(cli["root"] / "good.csv"), "--out", str(out),
+            "--models", "majority,tfidf_logreg", "--features", "lyrics", "--seeds", "0", "--preset", "seed"]
+    first = _invoke(*args, "--split", "random")
+    assert first.exit_code == 0 and "by split" not in first.stdout  # one split so far: nothing to compare
+    second = _invoke(*args, "--split", "artist")
+    assert second.exit_code == 0, second.stderr
+    comparison = second.stdout[second.stdout.index("by split"):]
+    header = next(line for line in comparison.splitlines() if "┃ model" in line)
+    assert "artist" in header and "random" in header
+    rows = [line for line in comparison.splitlines() if "tfidf_logreg" in line]
+    import re
+    assert len(rows) == 1 and len(re.findall(r"\d\.\d{3}", rows[0])) == 2  # a macro-F1 per split

@@ -119,7 +119,35 @@ def _print_lyrics(table, out: Path) -> None:
     split, preset = (", ".join(table[k].unique()) for k in ("split", "preset"))
     print_table(table, f"Lyrics → genre: test metrics, mean ± std over seeds "
                        f"(split: {split}; preset: {preset})")
+    _print_split_comparison(table, out)
     out_console.print(f"runs and results.csv in {out}")
+
+
+def _print_split_comparison(table, out: Path) -> None:
+    """Where ``out`` also holds these models under another split, show macro-F1 side by side."""
+    import pandas as pd
+
+    from studybench.studies.results import collect_results, summarize
+
+    everything = summarize(collect_results(out))
+    keys = ["model", "features", "preset", "data"]
+    mine = table[keys].drop_duplicates()
+    others = everything.merge(mine, on=keys)
+    if others["split"].nunique() < 2:
+        return
+    wide = others.pivot_table(index=keys, columns="split", values="macro_f1_mean")
+    wide = wide.reindex(pd.MultiIndex.from_frame(mine))
+    keys = keys[:3]
+    wide.index = wide.index.droplevel("data")
+    view = Table(title="Test macro-F1 by split, same models (from every run in this --out)",
+                 title_justify="left")
+    for name in keys:
+        view.add_column(name, no_wrap=True)
+    for split in wide.columns:
+        view.add_column(split, justify="right")
+    for index, row in wide.iterrows():
+        view.add_row(*index, *("" if v != v else f"{v:.3f}" for v in row))
+    out_console.print(view)
 
 
 @app.command()

@@ -38,8 +38,9 @@ def collect_results(out: str | Path, run_ids: Sequence[str] | None = None) -> pd
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std over seeds per (model, features, preset, split), in first-seen order."""
-    keys = ["model", "features", "preset", "split"]
+    """Mean and sample std over seeds per (model, features, preset, split, data file), in
+    first-seen order."""
+    keys = ["model", "features", "preset", "split", "data"]
     grouped = results.groupby(keys, sort=False)
     table = grouped.agg(
         seeds=("seed", "count"),
