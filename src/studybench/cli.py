@@ -54,6 +54,10 @@ def _overrides(sets: list[str], config: Optional[Path]) -> dict:
     return merged
 
 
+def _log(message: str) -> None:
+    err_console.print(message, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def _progress():
     """A progress bar over runs, shown from the first run on (not for input errors)."""
@@ -111,7 +115,7 @@ def run_lyrics_command(
 
     with _user_errors(), _progress() as progress:
         table = run_lyrics(data, test_data, models, features, split, seeds, preset,
-                           _overrides(set_, config), out, progress)
+                           _overrides(set_, config), out, progress, log=_log)
     _print_lyrics(table, out)
 
 
@@ -177,7 +181,7 @@ def demo(
         for split in ("artist", "random"):
             with _progress() as progress:
                 table = run_lyrics(demo_lyrics_path(), split=split, seeds="0,1,2", preset="tuned",
-                                   out=out / "lyrics", progress=progress)
+                                   out=out / "lyrics", progress=progress, log=_log)
             _print_lyrics(table, out / "lyrics")
     out_console.print("The demo corpus is synthetic (see studybench.data.demo): compare the "
                       "artist split with the random one to see how much artist leakage inflates.")

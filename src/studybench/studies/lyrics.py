@@ -54,6 +54,13 @@ class LoadedData:
     report: CleaningReport
     digest: str
 
+    def summary_line(self) -> str:
+        """One line for the user: what was read and what cleaning dropped."""
+        r = self.report
+        return (f"{Path(self.file.path).name}: {r.rows_in:,} songs (schema {self.file.schema}) -> "
+                f"{r.rows_out:,} after cleaning ({r.dropped_empty} empty, {r.dropped_missing_label} "
+                f"without genre, {r.dropped_duplicates} duplicate lyrics dropped)")
+
     def describe(self) -> dict[str, Any]:
         return {"path": self.file.path, "schema": self.file.schema, "sha256": self.digest,
                 "rows": len(self.file.frame), "cleaning": vars(self.report)}
@@ -104,6 +111,7 @@ def run_lyrics(
     overrides: dict[str, Any] | None = None,
     out: str | Path = "runs/lyrics",
     progress: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Train and test every (model x features x seed); return the summary table.
 
@@ -144,6 +152,9 @@ def run_lyrics(
 
     train_data = load_clean(data, config)
     test_loaded = load_clean(test_data, config) if test_data else None
+    for loaded in filter(None, (train_data, test_loaded)):
+        if log:
+            log(loaded.summary_line())
     if "lyrics+artist" in feature_sets and not train_data.file.has_artist:
         raise StudybenchError(f"{data}: --features lyrics+artist needs an artist column; this file has none")
 
