@@ -86,15 +86,24 @@ def print_table(table, title: str) -> None:
     for name in ("preset", "split"):
         if table[name].nunique() > 1:
             view.add_column(name, no_wrap=True)
-    for name in ("seeds", "accuracy", "macro-F1", "fit s"):
+    for name in ("seeds", "accuracy", "macro-F1", "fit s", "params"):
         view.add_column(name, justify="right", no_wrap=True)
     for row in table.itertuples():
         cells = [row.model, row.features]
         cells += [getattr(row, n) for n in ("preset", "split") if table[n].nunique() > 1]
         cells += [str(row.seeds), f"{row.accuracy_mean:.3f} ± {row.accuracy_std:.3f}",
-                  f"{row.macro_f1_mean:.3f} ± {row.macro_f1_std:.3f}", f"{row.fit_seconds:.1f}"]
+                  f"{row.macro_f1_mean:.3f} ± {row.macro_f1_std:.3f}", f"{row.fit_seconds:.1f}",
+                  _count(row.n_params)]
         view.add_row(*cells)
     out_console.print(view)
+
+
+def _count(n) -> str:
+    """12345 -> 12.3k; missing -> empty."""
+    if n != n or n is None:
+        return ""
+    n = float(n)
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
 @run_app.command("lyrics")

@@ -225,7 +225,9 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separate ``model.*`` keys (validated per model) from the run config keys."""
+    """Separate model keys (``model.*``, and ``train.*`` for neural models' training settings;
+    validated per model) from the run config keys."""
     model = {k[len("model."):]: v for k, v in overrides.items() if k.startswith("model.")}
-    rest = {k: v for k, v in overrides.items() if not k.startswith("model.")}
+    model.update({k: v for k, v in overrides.items() if k.startswith("train.")})
+    rest = {k: v for k, v in overrides.items() if not k.startswith(("model.", "train."))}
     return rest, model

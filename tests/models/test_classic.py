@@ -49,8 +49,8 @@ def test_build_fit_score_save_load(frames, tmp_path, name, features, preset):
     assert np.isfinite(scores).all()
     if kind == "probability":
         np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
-    path = tmp_path / "model.skops"
-    model.save(path)
+    path = tmp_path / model.save(tmp_path)
+    assert path.name == "model.skops" and path.is_file()
     loaded = ClassicModel.load(path)
     assert loaded.classes_ == model.classes_
     again, again_kind = loaded.scores(test)

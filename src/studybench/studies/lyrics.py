@@ -94,8 +94,9 @@ def _parse_list(value: str | Sequence[str] | None, what: str) -> list[str]:
 def _model_overrides(specs: list[registry.ModelSpec], overrides: dict[str, Any]) -> None:
     for key in overrides:
         if not any(spec.knows(key) for spec in specs):
+            shown = key if key.startswith("train.") else f"model.{key}"
             raise StudybenchError(
-                f"--set model.{key}: unknown key for {', '.join(s.name for s in specs)} "
+                f"--set {shown}: unknown key for {', '.join(s.name for s in specs)} "
                 "(`studybench list --params` shows each model's keys)"
             )
 
@@ -213,13 +214,14 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
         write_json(tmp / "config.json", {
             **record, "run_id": run_id,
             "data": train_data.describe(), "test_data": test_data.describe() if test_data else None,
-            "artifact": {"kind": model.kind, "file": "model.skops"}, "classes": classes,
+            "artifact": {"kind": model.kind, "file": model.save(tmp)}, "classes": classes,
         })
+        if getattr(model, "history_", None):
+            write_csv(tmp / "history.csv", pd.DataFrame(model.history_))
         write_json(tmp / "split.json", split.summary())
         predictions = split.test[["row", "song", "artist", "label"]].assign(predicted=predicted)
         score_cols = pd.DataFrame(scores, columns=[f"score:{c}" for c in classes])
         write_csv(tmp / "predictions.csv", pd.concat([predictions, score_cols], axis=1))
-        model.save(tmp / "model.skops")
         write_json(tmp / "environment.json", environment())
         write_json(tmp / "metrics.json", {
             "run_id": run_id, "model": spec.name, "features": record["features"],
@@ -227,12 +229,14 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
             "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
             "test": metrics, "score_kind": score_kind, "selection": json_ready(selection),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+            "n_params": int(model.n_params_),
         })
 
 
 def load_run_model(run_dir: str | Path):
     """The fitted model of a finished run, loaded without unrestricted unpickling."""
     from studybench.models.text.classic import ClassicModel
+    from studybench.models.text.neural import NeuralTextModel
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -240,9 +244,10 @@ def load_run_model(run_dir: str | Path):
         raise StudybenchError(f"{run_dir}: not a studybench run folder (no config.json)")
     config = read_json(config_path)
     artifact = config.get("artifact", {})
-    if artifact.get("kind") != "sklearn":
+    loaders = {"sklearn": ClassicModel.load, "torch": NeuralTextModel.load}
+    if artifact.get("kind") not in loaders:
         raise StudybenchError(f"{run_dir}: unsupported model artifact kind {artifact.get('kind')!r}")
-    return config, ClassicModel.load(run_dir / artifact["file"])
+    return config, loaders[artifact["kind"]](run_dir / artifact["file"])
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, overrides: dict[str, Any] | None = None) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["run_id", "study", "model", "features", "preset", "split", "seed", "accuracy", "macro_f1",
-           "n_train", "n_val", "n_test", "fit_seconds", "predict_seconds", "data"]
+           "n_train", "n_val", "n_test", "fit_seconds", "predict_seconds", "n_params", "data"]
 
 
 def collect_results(out: str | Path, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -32,6 +32,7 @@ def collect_results(out: str | Path, run_ids: Sequence[str] | None = None) -> pd
             "n_val": metrics["sizes"]["val"], "n_test": metrics["sizes"]["test"],
             "fit_seconds": round(metrics["fit_seconds"], 3),
             "predict_seconds": round(metrics["predict_seconds"], 3),
+            "n_params": metrics.get("n_params"),
             "data": Path(config["data"]["path"]).name,
         })
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -46,6 +47,6 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", "count"),
         accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
         macro_f1_mean=("macro_f1", "mean"), macro_f1_std=("macro_f1", "std"),
-        fit_seconds=("fit_seconds", "mean"),
+        fit_seconds=("fit_seconds", "mean"), n_params=("n_params", "max"),
     ).reset_index()
     return table.fillna({"accuracy_std": 0.0, "macro_f1_std": 0.0})

@@ -183,10 +183,24 @@ class ClassicModel:
             return self.pipeline_.predict_proba(frame), "probability"
         return self.pipeline_.decision_function(frame), "decision_function"
 
-    def save(self, path) -> None:
+    def save(self, folder) -> str:
+        """Write ``model.skops`` into ``folder``; return its name."""
+        from pathlib import Path
+
         from studybench.models.artifacts import save_sklearn
 
-        save_sklearn(self.pipeline_, path)
+        save_sklearn(self.pipeline_, Path(folder) / "model.skops")
+        return "model.skops"
+
+    @property
+    def n_params_(self) -> int:
+        """Learned numbers in the classifier (coefficients, intercepts or tree nodes)."""
+        clf = self.pipeline_[-1]
+        if hasattr(clf, "coef_"):
+            return int(clf.coef_.size + np.size(getattr(clf, "intercept_", 0)))
+        if hasattr(clf, "tree_"):
+            return int(clf.tree_.node_count)
+        return 0
 
     @classmethod
     def load(cls, path) -> "ClassicModel":

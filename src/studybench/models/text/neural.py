@@ -1,0 +1,150 @@
+"""Neural lyrics models: a trunk per family, the shared head, one training engine.
+
+A family registers a *trunk factory* ``make_trunk(params, vocab_size) -> nn.Module``
+whose module maps ``(ids [B, T], lengths [B])`` to features ``[B, out_features]``
+and says whether it needs the full ``max_len`` (``fixed_length``; e.g. a
+Flatten into a Dense layer) or accepts batches cut to their longest song.
+:class:`NeuralTextModel` does the rest: the text encoding and artist index
+learned on the training split, the head, training, prediction and storage as
+safetensors + JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from studybench.config import from_dict, to_dict
+from studybench.data.text import TextEncoder
+from studybench.errors import StudybenchError
+from studybench.models.heads import ClassifierHead, TextClassifier
+from studybench.training.engine import TrainConfig, fit_classifier, predict_proba
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NeuralParams:
+    """Settings every neural lyrics model shares."""
+
+    max_words: int = 20000  # vocabulary of the most frequent training words (the study's)
+    max_len: int = 300  # tokens per song (the study's)
+    min_count: int = 1  # rarer training words become <unk>
+    embedding_dim: int = 100  # the study's word vector size
+    artist_dim: int = 16  # size of the artist embedding in the head (lyrics+artist)
+    artist_dropout: float = 0.0  # share of training songs sent to the unknown-artist bucket
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+TrunkFactory = Callable[[Any, int], nn.Module]
+
+
+class NeuralTextModel:
+    """Fit/predict/save wrapper with the same interface as the classical models."""
+
+    kind = "torch"
+
+    def __init__(self, name: str, make_trunk: TrunkFactory, params: NeuralParams, features: str,
+                 seed: int = 0):
+        self.name, self.make_trunk, self.params = name, make_trunk, params
+        self.features, self.seed = features, seed
+
+    # --- learned state -------------------------------------------------------------
+    def _build(self, n_classes: int) -> TextClassifier:
+        torch.manual_seed(self.seed)
+        trunk = self.make_trunk(self.params, self.encoder_.vocab_size_)
+        n_artists = len(self.artists_) if self.features == "lyrics+artist" else 0
+        head = ClassifierHead(trunk.out_features, n_classes, n_artists, self.params.artist_dim,
+                              self.params.artist_dropout)
+        return TextClassifier(trunk, head)
+
+    def _tensors(self, frame: pd.DataFrame, with_labels: bool) -> dict[str, torch.Tensor]:
+        ids, lengths = self.encoder_.transform(frame["text"].tolist())
+        tensors = {"ids": ids, "lengths": lengths}
+        if self.features == "lyrics+artist":
+            index = {a: i + 1 for i, a in enumerate(self.artists_)}  # 0: unknown artist bucket
+            tensors["artist"] = torch.tensor([index.get(a, 0) for a in frame["artist"]], dtype=torch.long)
+        if with_labels:
+            lookup = {c: i for i, c in enumerate(self.classes_)}
+            tensors["y"] = torch.tensor([lookup[c] for c in frame["label"]], dtype=torch.long)
+        return tensors
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> dict[str, Any]:
+        p = self.params
+        self.encoder_ = TextEncoder(p.max_words, p.max_len, p.min_count).fit(train["text"].tolist())
+        self.artists_ = sorted(a for a in set(train["artist"]) if a)
+        self.classes_ = sorted(set(train["label"]))
+        val = val[val["label"].isin(self.classes_)]  # a genre absent from training cannot be learned
+        self.net_ = self._build(len(self.classes_))
+        self.n_params_ = sum(t.numel() for t in self.net_.parameters())
+        trim = not getattr(self.net_.trunk, "fixed_length", True)
+        result = fit_classifier(self.net_, self._tensors(train, True), self._tensors(val, True),
+                                len(self.classes_), p.train, self.seed, trim=trim)
+        self.history_ = result.pop("history")
+        coverage = getattr(self.net_.trunk, "coverage_", None)  # pretrained vectors only
+        return {**result, "vocab_size": self.encoder_.vocab_size_, "n_params": self.n_params_,
+                "n_artists": len(self.artists_) if self.features == "lyrics+artist" else 0,
+                **({"vector_coverage": coverage} if coverage is not None else {})}
+
+    def scores(self, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+        trim = not getattr(self.net_.trunk, "fixed_length", True)
+        return predict_proba(self.net_, self._tensors(frame, False), trim=trim), "probability"
+
+    # --- storage ---------------------------------------------------------------------
+    def save(self, folder: str | Path) -> str:
+        """Write ``model.safetensors`` and ``model.json`` into ``folder``; return the JSON name."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        state = {k: v.contiguous() for k, v in self.net_.state_dict().items()}
+        save_file(state, folder / "model.safetensors")
+        meta = {"format_version": FORMAT_VERSION, "model": self.name, "features": self.features,
+                "seed": self.seed, "params": to_dict(self.params), "classes": self.classes_,
+                "artists": self.artists_, "encoder": self.encoder_.to_state()}
+        tmp = folder / ".model.json.tmp"
+        tmp.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, folder / "model.json")
+        return "model.json"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "NeuralTextModel":
+        from safetensors.torch import load_file
+
+        from studybench import registry
+
+        path = Path(path)
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StudybenchError(f"{path}: not a readable model description ({exc})") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise StudybenchError(f"{path}: model format {meta.get('format_version')} is not supported "
+                                  f"(this studybench reads {FORMAT_VERSION})")
+        spec = registry.get(meta["model"])
+        model = cls(meta["model"], spec.build.make_trunk, from_dict(spec.params, meta["params"]),
+                    meta["features"], meta["seed"])
+        model.classes_, model.artists_ = meta["classes"], meta["artists"]
+        model.encoder_ = TextEncoder.from_state(meta["encoder"])
+        model.net_ = model._build(len(model.classes_))
+        model.net_.load_state_dict(load_file(path.with_name("model.safetensors")))
+        model.net_.eval()
+        return model
+
+
+def neural_builder(name: str, make_trunk: TrunkFactory):
+    """The registry's ``build(params, features, seed)`` for a neural family."""
+
+    def build(params: NeuralParams, features: str, seed: int) -> NeuralTextModel:
+        return NeuralTextModel(name, make_trunk, params, features, seed)
+
+    build.make_trunk = make_trunk
+    return build

@@ -1,0 +1,154 @@
+"""One training engine for every classifier: a Lightning module around any plain
+``nn.Module``. It knows nothing about lyrics or images.
+
+Batches are dicts of tensors sliced from in-memory tensors (no per-sample
+DataLoader: 15-25 % faster on CPU); the key ``y`` holds the labels and every
+other key is passed to the network as a keyword argument. Adam, early stopping
+on validation loss, ReduceLROnPlateau, the best epoch's weights restored at the
+end, optional class weights and bf16 autocast, per-epoch metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a network is trained; every neural model carries one (``--set train.…``)."""
+
+    epochs: int = 20  # the study's maximum; early stopping usually ends sooner
+    batch_size: int = 1000  # the study's batch for its recurrent and CNN models
+    lr: float = 1e-3  # Adam's default, as in the study
+    weight_decay: float = 0.0  # L2 on all weights (AdamW-style decoupled)
+    patience: int = 5  # epochs without a better validation loss before stopping (the study's)
+    lr_factor: float = 0.5  # ReduceLROnPlateau multiplies the learning rate by this …
+    lr_patience: int = 2  # … after this many epochs without improvement
+    class_weights: str = "none"  # none | balanced (inverse class frequency, for macro-F1)
+    precision: str = "32"  # 32 (reference) | bf16 (autocast; faster on recent CPUs, check accuracy)
+    grad_clip: float = 0.0  # max gradient norm; 0 disables (recurrent nets like 1.0)
+    progress: bool = True  # a progress bar per epoch
+
+
+class TensorBatches(IterableDataset):
+    """Batches sliced from a dict of equal-length tensors, reshuffled each epoch from a seed.
+
+    With ``trim`` the batch is cut to its longest sequence (``lengths`` key), and songs
+    are bucketed by length within windows of 20 batches so little padding is computed."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool,
+                 seed: int = 0, trim: bool = False):
+        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
+        self.seed, self.trim, self.epoch = seed, trim, 0
+        self.n = len(next(iter(tensors.values())))
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n)
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        order = torch.randperm(self.n, generator=generator)
+        if self.trim and "lengths" in self.tensors:
+            window = self.batch_size * 20
+            chunks = [c[torch.argsort(self.tensors["lengths"][c], stable=True)] for c in order.split(window)]
+            batches = list(torch.cat(chunks).split(self.batch_size))
+            shuffled = torch.randperm(len(batches), generator=generator)
+            return torch.cat([batches[i] for i in shuffled])
+        return order
+
+    def __iter__(self):
+        order = self._order()
+        self.epoch += 1
+        for index in order.split(self.batch_size):
+            batch = {k: v[index] for k, v in self.tensors.items()}
+            if self.trim and "lengths" in batch:
+                batch["ids"] = batch["ids"][:, : int(batch["lengths"].max())]
+            yield batch
+
+
+def loader(tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool, seed: int = 0,
+           trim: bool = False) -> DataLoader:
+    """A DataLoader that passes pre-made batches through unchanged."""
+    return DataLoader(TensorBatches(tensors, batch_size, shuffle, seed, trim), batch_size=None)
+
+
+def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights (scikit-learn's "balanced"); absent classes get weight 1."""
+    counts = torch.bincount(y, minlength=n_classes).float()
+    weights = len(y) / (n_classes * counts.clamp(min=1))
+    return torch.where(counts > 0, weights, torch.ones_like(weights))
+
+
+def _macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
+    f1 = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (true == c))
+        support, predicted = np.sum(true == c), np.sum(pred == c)
+        if support == 0:
+            continue
+        f1.append(0.0 if tp == 0 else 2 * tp / (support + predicted))
+    return float(np.mean(f1)) if f1 else 0.0
+
+
+def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
+                   n_classes: int, config: TrainConfig, seed: int, trim: bool = False) -> dict:
+    """Train ``net`` on ``train`` (tensors incl. ``y``), select on ``val``; restore the best epoch.
+
+    Returns the per-epoch history and the best epoch. Uses a GPU when one is present."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from studybench.training.tasks import ClassificationTask, KeepBest
+
+    torch.set_flush_denormal(True)  # recurrent layers run ~7x slower through denormals on CPU
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available: False" chatter
+    L.seed_everything(seed, workers=True, verbose=False)
+    weights = class_weights(train["y"], n_classes) if config.class_weights == "balanced" else None
+    task = ClassificationTask(net, config, n_classes, weights)
+    best = KeepBest()
+    precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(config.precision)
+    if precision is None:
+        from studybench.errors import StudybenchError
+
+        raise StudybenchError(f"--set train.precision={config.precision}: expected 32 or bf16")
+    trainer = L.Trainer(
+        max_epochs=config.epochs, accelerator="auto", devices=1, precision=precision,
+        callbacks=[EarlyStopping("val_loss", patience=config.patience), best],
+        deterministic=True, logger=False, enable_checkpointing=False,
+        enable_progress_bar=config.progress, enable_model_summary=False,
+        gradient_clip_val=config.grad_clip or None, num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*IterableDataset.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        trainer.fit(task, loader(train, config.batch_size, True, seed, trim),
+                    loader(val, config.batch_size, False, seed, trim))
+    if best.state is not None:
+        net.load_state_dict(best.state)
+    net.cpu().eval()
+    return {"history": task.history, "best_epoch": best.epoch, "best_val_loss": best.best,
+            "epochs_run": len(task.history)}
+
+
+@torch.no_grad()
+def predict_proba(net: nn.Module, tensors: dict[str, torch.Tensor], batch_size: int = 1024,
+                  trim: bool = False) -> np.ndarray:
+    """Class probabilities for every row of ``tensors``, in order (float32 on the CPU)."""
+    net.eval()
+    out = []
+    for batch in TensorBatches(tensors, batch_size, shuffle=False, trim=trim):
+        batch.pop("y", None)
+        out.append(torch.softmax(net(**batch).float(), dim=1))
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,87 @@
+"""Lightning modules, one per task kind; each wraps a plain ``nn.Module``."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studybench.training.engine import TrainConfig, _macro_f1
+
+
+class ClassificationTask(L.LightningModule):
+    """Cross-entropy classification of whatever ``net(**inputs)`` returns as logits."""
+
+    def __init__(self, net: nn.Module, config: TrainConfig, n_classes: int,
+                 weights: torch.Tensor | None = None):
+        super().__init__()
+        self.net, self.config, self.n_classes = net, config, n_classes
+        self.register_buffer("weights", weights if weights is not None else torch.ones(n_classes))
+        self._outputs: dict[str, list] = {"train": [], "val": []}
+        self.history: list[dict] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.net(**{k: v for k, v in batch.items() if k != "y"})
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        logits = self(batch)
+        loss = F.cross_entropy(logits.float(), batch["y"], weight=self.weights)
+        n = len(batch["y"])
+        self._outputs[stage].append((loss.detach() * n, logits.argmax(1).detach(), batch["y"], n))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def _summary(self, stage: str) -> dict[str, float]:
+        outputs, self._outputs[stage] = self._outputs[stage], []
+        if not outputs:
+            return {}
+        n = sum(o[3] for o in outputs)
+        pred = torch.cat([o[1] for o in outputs]).cpu().numpy()
+        true = torch.cat([o[2] for o in outputs]).cpu().numpy()
+        return {f"{stage}_loss": float(sum(o[0] for o in outputs) / n),
+                f"{stage}_accuracy": float(np.mean(pred == true)),
+                f"{stage}_macro_f1": _macro_f1(pred, true, self.n_classes)}
+
+    def on_validation_epoch_end(self):
+        summary = self._summary("val")
+        if self.trainer.sanity_checking:
+            return
+        for key, value in summary.items():
+            self.log(key, value, prog_bar=key == "val_loss")
+        self._pending = summary
+
+    def on_train_epoch_end(self):
+        row = {"epoch": self.current_epoch + 1, **self._summary("train"),
+               **getattr(self, "_pending", {}), "lr": self.optimizers().param_groups[0]["lr"]}
+        self.history.append(row)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr,
+                                      weight_decay=self.config.weight_decay) \
+            if self.config.weight_decay else torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=self.config.lr_factor, patience=self.config.lr_patience)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+
+class KeepBest(L.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss, in memory."""
+
+    def __init__(self):
+        self.best, self.state, self.epoch = float("inf"), None, 0
+
+    def on_validation_epoch_end(self, trainer, module):
+        if trainer.sanity_checking:
+            return
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None and float(loss) < self.best:
+            self.best, self.epoch = float(loss), trainer.current_epoch + 1
+            self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
