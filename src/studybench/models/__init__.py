@@ -1,3 +1,3 @@
 """Model families; importing this package registers every model name."""
 
-from studybench.models.text import classic  # noqa: F401
+from studybench.models.text import classic, cnn, embedding, rnn  # noqa: F401

@@ -69,7 +69,11 @@ class TensorBatches(IterableDataset):
     def __iter__(self):
         order = self._order()
         self.epoch += 1
-        for index in order.split(self.batch_size):
+        chunks = list(order.split(self.batch_size))
+        if self.shuffle and len(chunks) > 1 and len(chunks[-1]) == 1:
+            # BatchNorm cannot train on a batch of one song: fold it into the previous batch.
+            chunks[-2:] = [torch.cat(chunks[-2:])]
+        for index in chunks:
             batch = {k: v[index] for k, v in self.tensors.items()}
             if self.trim and "lengths" in batch:
                 batch["ids"] = batch["ids"][:, : int(batch["lengths"].max())]

@@ -1,6 +1,7 @@
 """Neural lyrics models: a trunk per family, the shared head, one training engine.
 
 A family registers a *trunk factory* ``make_trunk(params, vocab_size) -> nn.Module``
+(marked ``needs_vocabulary = True`` to also get ``vocabulary=`` word -> id when fitting)
 whose module maps ``(ids [B, T], lengths [B])`` to features ``[B, out_features]``
 and says whether it needs the full ``max_len`` (``fixed_length``; e.g. a
 Flatten into a Dense layer) or accepts batches cut to their longest song.
@@ -45,7 +46,7 @@ class NeuralParams:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-TrunkFactory = Callable[[Any, int], nn.Module]
+TrunkFactory = Callable[..., nn.Module]  # (params, vocab_size[, vocabulary=]) -> trunk
 
 
 class NeuralTextModel:
@@ -59,9 +60,13 @@ class NeuralTextModel:
         self.features, self.seed = features, seed
 
     # --- learned state -------------------------------------------------------------
-    def _build(self, n_classes: int) -> TextClassifier:
+    def _build(self, n_classes: int, fitting: bool = False) -> TextClassifier:
         torch.manual_seed(self.seed)
-        trunk = self.make_trunk(self.params, self.encoder_.vocab_size_)
+        extra = {}
+        if fitting and getattr(self.make_trunk, "needs_vocabulary", False):
+            # Pretrained vectors are looked up by word; a loaded model's weights replace them.
+            extra["vocabulary"] = self.encoder_.vocabulary()
+        trunk = self.make_trunk(self.params, self.encoder_.vocab_size_, **extra)
         n_artists = len(self.artists_) if self.features == "lyrics+artist" else 0
         head = ClassifierHead(trunk.out_features, n_classes, n_artists, self.params.artist_dim,
                               self.params.artist_dropout)
@@ -84,7 +89,7 @@ class NeuralTextModel:
         self.artists_ = sorted(a for a in set(train["artist"]) if a)
         self.classes_ = sorted(set(train["label"]))
         val = val[val["label"].isin(self.classes_)]  # a genre absent from training cannot be learned
-        self.net_ = self._build(len(self.classes_))
+        self.net_ = self._build(len(self.classes_), fitting=True)
         self.n_params_ = sum(t.numel() for t in self.net_.parameters())
         trim = not getattr(self.net_.trunk, "fixed_length", True)
         result = fit_classifier(self.net_, self._tensors(train, True), self._tensors(val, True),

@@ -126,6 +126,6 @@ register(ModelSpec(
     params=RnnParams, build=neural_builder("lstm_stacked", make_lstm_trunk),
     # seed: LSTM(10, sequences) -> BatchNorm -> Dropout 0.2 -> LSTM(10) -> Dense
     presets={"seed": {"layers": 2, "norm_between": True, "norm_out": False},
-             "tuned": {**_TUNED, "layers": 2, "norm_between": True, "hidden": 64,
+             "tuned": {**_TUNED, "layers": 2, "norm_between": True, "norm_out": True, "hidden": 64,
                        "bidirectional": True, "pooling": "max"}},
 ))

