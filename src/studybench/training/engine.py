@@ -35,7 +35,7 @@ class TrainConfig:
     class_weights: str = "none"  # none | balanced (inverse class frequency, for macro-F1)
     precision: str = "32"  # 32 (reference) | bf16 (autocast; faster on recent CPUs, check accuracy)
     grad_clip: float = 0.0  # max gradient norm; 0 disables (recurrent nets like 1.0)
-    progress: bool = True  # a progress bar per epoch
+    progress: bool = False  # Lightning's per-epoch bar (off: it fights the study's run bar)
 
 
 class TensorBatches(IterableDataset):

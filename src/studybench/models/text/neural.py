@@ -89,6 +89,9 @@ class NeuralTextModel:
         self.artists_ = sorted(a for a in set(train["artist"]) if a)
         self.classes_ = sorted(set(train["label"]))
         val = val[val["label"].isin(self.classes_)]  # a genre absent from training cannot be learned
+        if val.empty:
+            raise StudybenchError("the validation split has no song of a training genre; "
+                                  "early stopping needs some (more songs, or --set split.val_size)")
         self.net_ = self._build(len(self.classes_), fitting=True)
         self.n_params_ = sum(t.numel() for t in self.net_.parameters())
         trim = not getattr(self.net_.trunk, "fixed_length", True)

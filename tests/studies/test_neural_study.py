@@ -1,0 +1,79 @@
+"""Neural lyrics runs through the same runner: records, reuse of the engine, reproducibility."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from studybench.data.demo import generate
+from studybench.errors import StudybenchError
+from studybench.studies.lyrics import evaluate_run, run_lyrics
+
+TINY = {"train.epochs": "3", "model.max_len": "40", "model.max_words": "300"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "demo24.csv"
+    generate(0, n_artists=24).to_csv(path, index=False)
+    return path
+
+
+def _run(corpus: Path, out: Path, **kwargs):
+    args = dict(models="embedding_bag", features="lyrics,lyrics+artist", seeds="0", split="artist",
+                overrides=TINY, out=out)
+    args.update(kwargs)
+    return run_lyrics(corpus, **args)
+
+
+def test_same_command_same_seed_gives_identical_test_metrics(corpus, tmp_path):
+    first = _run(corpus, tmp_path / "a")
+    second = _run(corpus, tmp_path / "b")
+    metrics = ["accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std"]
+    pd.testing.assert_frame_equal(first[metrics], second[metrics])  # timings differ, metrics may not
+    preds = [sorted((tmp_path / d / "runs").glob("embedding_bag.lyrics+artist.*"))[0] / "predictions.csv"
+             for d in "ab"]
+    assert preds[0].read_bytes() == preds[1].read_bytes()  # every probability, not just the summary
+    other_seed = _run(corpus, tmp_path / "c", seeds="1")
+    assert not other_seed[["accuracy_mean", "macro_f1_mean"]].equals(first[["accuracy_mean", "macro_f1_mean"]])
+
+
+def test_neural_run_folder_has_weights_history_and_counts(corpus, tmp_path):
+    _run(corpus, tmp_path / "out", features="lyrics+artist")
+    (run,) = (tmp_path / "out" / "runs").iterdir()
+    names = {p.name for p in run.iterdir()}
+    assert {"model.safetensors", "model.json", "history.csv", "metrics.json", "predictions.csv"} <= names
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert {"train_loss", "val_loss", "train_macro_f1", "val_macro_f1", "lr"} <= set(history.columns)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_params"] > 1000 and metrics["selection"]["n_artists"] > 0
+    assert 1 <= metrics["selection"]["best_epoch"] <= 3
+    assert json.loads((run / "config.json").read_text())["artifact"] == {"kind": "torch", "file": "model.json"}
+
+
+def test_evaluate_reloads_the_network_and_rescores(corpus, tmp_path):
+    _run(corpus, tmp_path / "out", features="lyrics")
+    (run,) = (tmp_path / "out" / "runs").iterdir()
+    predictions = pd.read_csv(run / "predictions.csv")
+    source = pd.read_csv(corpus)
+    rows = source.iloc[predictions["row"] - 1]
+    file = tmp_path / "unseen.csv"
+    rows.to_csv(file, index=False)
+    result = evaluate_run(run, file)
+    recorded = json.loads((run / "metrics.json").read_text())["test"]
+    assert result["accuracy"] == pytest.approx(recorded["accuracy"])
+    assert result["macro_f1"] == pytest.approx(recorded["macro_f1"])
+
+
+def test_train_keys_reach_neural_models_and_are_checked(corpus, tmp_path):
+    table = _run(corpus, tmp_path / "out", features="lyrics",
+                 overrides={**TINY, "train.class_weights": "balanced", "train.epochs": "1"})
+    assert table["seeds"].tolist() == [1]
+    with pytest.raises(StudybenchError, match="train.nope"):
+        _run(corpus, tmp_path / "bad", overrides={"train.nope": "1"})
+    with pytest.raises(StudybenchError, match="train.epochs"):
+        _run(corpus, tmp_path / "bad", models="tfidf_logreg", overrides={"train.epochs": "1"})
