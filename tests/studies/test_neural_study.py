@@ -77,3 +77,11 @@ def test_train_keys_reach_neural_models_and_are_checked(corpus, tmp_path):
         _run(corpus, tmp_path / "bad", overrides={"train.nope": "1"})
     with pytest.raises(StudybenchError, match="train.epochs"):
         _run(corpus, tmp_path / "bad", models="tfidf_logreg", overrides={"train.epochs": "1"})
+
+
+def test_progress_hears_every_epoch_of_a_neural_run(corpus, tmp_path):
+    calls = []
+    _run(corpus, tmp_path / "out", features="lyrics", progress=lambda *a: calls.append(a))
+    epochs = [c[0] for c in calls if "· epoch" in c[0]]
+    assert [e.split("· epoch ")[1].split(" ")[0] for e in epochs] == ["1/3", "2/3", "3/3"]
+    assert all(e.startswith("embedding_bag.lyrics.tuned.artist.s0-") and "val macro-F1 0." in e for e in epochs)

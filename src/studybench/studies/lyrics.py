@@ -179,7 +179,13 @@ def run_lyrics(
         if seed not in splits:
             test_frame = test_loaded.frame if test_loaded else None
             splits[seed] = make_split(train_data.frame, config.split, seed, test_frame, str(data))
-        _execute(run_dir, run_id, record, spec, params[spec.name], splits[seed], train_data, test_loaded)
+        report = None
+        if progress:
+            def report(row, run_id=run_id, i=i):  # epoch-level progress for neural runs
+                progress(f"{run_id} · epoch {row['epoch']}/{row['max_epochs']} · val macro-F1 "
+                         f"{row.get('val_macro_f1', float('nan')):.3f}", i, len(jobs))
+        _execute(run_dir, run_id, record, spec, params[spec.name], splits[seed], train_data, test_loaded,
+                 report)
         write_csv(out / "results.csv", collect_results(out))
     if progress:
         progress("", len(jobs), len(jobs))
@@ -198,9 +204,12 @@ def _seed(value: str) -> int:
 
 
 def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec, params: Any,
-             split: LyricsSplit, train_data: LoadedData, test_data: LoadedData | None) -> None:
+             split: LyricsSplit, train_data: LoadedData, test_data: LoadedData | None,
+             on_epoch: Callable[[dict], None] | None = None) -> None:
     seed_everything(record["seed"])
     model = spec.build(params, record["features"], record["seed"])
+    if hasattr(model, "on_epoch"):
+        model.on_epoch = on_epoch
     started = time.perf_counter()
     selection = model.fit(split.train, split.val)
     fit_seconds = time.perf_counter() - started

@@ -105,10 +105,12 @@ def _macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
 
 
 def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
-                   n_classes: int, config: TrainConfig, seed: int, trim: bool = False) -> dict:
+                   n_classes: int, config: TrainConfig, seed: int, trim: bool = False,
+                   on_epoch=None) -> dict:
     """Train ``net`` on ``train`` (tensors incl. ``y``), select on ``val``; restore the best epoch.
 
-    Returns the per-epoch history and the best epoch. Uses a GPU when one is present."""
+    Returns the per-epoch history and the best epoch; ``on_epoch(row)`` hears each epoch's
+    metrics as it ends (for a progress display). Uses a GPU when one is present."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -119,7 +121,7 @@ def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available: False" chatter
     L.seed_everything(seed, workers=True, verbose=False)
     weights = class_weights(train["y"], n_classes) if config.class_weights == "balanced" else None
-    task = ClassificationTask(net, config, n_classes, weights)
+    task = ClassificationTask(net, config, n_classes, weights, on_epoch)
     best = KeepBest()
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(config.precision)
     if precision is None:

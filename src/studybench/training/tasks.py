@@ -15,8 +15,9 @@ class ClassificationTask(L.LightningModule):
     """Cross-entropy classification of whatever ``net(**inputs)`` returns as logits."""
 
     def __init__(self, net: nn.Module, config: TrainConfig, n_classes: int,
-                 weights: torch.Tensor | None = None):
+                 weights: torch.Tensor | None = None, on_epoch=None):
         super().__init__()
+        self.on_epoch = on_epoch  # called with each epoch's metrics row (progress display)
         self.net, self.config, self.n_classes = net, config, n_classes
         self.register_buffer("weights", weights if weights is not None else torch.ones(n_classes))
         self._outputs: dict[str, list] = {"train": [], "val": []}
@@ -61,6 +62,8 @@ class ClassificationTask(L.LightningModule):
         row = {"epoch": self.current_epoch + 1, **self._summary("train"),
                **getattr(self, "_pending", {}), "lr": self.optimizers().param_groups[0]["lr"]}
         self.history.append(row)
+        if self.on_epoch:
+            self.on_epoch({**row, "max_epochs": self.config.epochs})
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr,
@@ -85,3 +88,4 @@ class KeepBest(L.Callback):
         if loss is not None and float(loss) < self.best:
             self.best, self.epoch = float(loss), trainer.current_epoch + 1
             self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+

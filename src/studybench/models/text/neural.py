@@ -58,6 +58,7 @@ class NeuralTextModel:
                  seed: int = 0):
         self.name, self.make_trunk, self.params = name, make_trunk, params
         self.features, self.seed = features, seed
+        self.on_epoch: Callable[[dict], None] | None = None  # set by a caller that shows progress
 
     # --- learned state -------------------------------------------------------------
     def _build(self, n_classes: int, fitting: bool = False) -> TextClassifier:
@@ -96,7 +97,8 @@ class NeuralTextModel:
         self.n_params_ = sum(t.numel() for t in self.net_.parameters())
         trim = not getattr(self.net_.trunk, "fixed_length", True)
         result = fit_classifier(self.net_, self._tensors(train, True), self._tensors(val, True),
-                                len(self.classes_), p.train, self.seed, trim=trim)
+                                len(self.classes_), p.train, self.seed, trim=trim,
+                                on_epoch=self.on_epoch)
         self.history_ = result.pop("history")
         coverage = getattr(self.net_.trunk, "coverage_", None)  # pretrained vectors only
         return {**result, "vocab_size": self.encoder_.vocab_size_, "n_params": self.n_params_,
