@@ -20,10 +20,23 @@ PAD, UNK = "<pad>", "<unk>"
 class TextEncoder:
     """Texts -> (ids [N, max_len] int64, lengths [N] int64)."""
 
-    def __init__(self, max_words: int = 20000, max_len: int = 300, min_count: int = 1):
+    def __init__(self, max_words: int = 20000, max_len: int = 300, min_count: int = 1,
+                 ngram_max: int = 1):
         self.max_words = max_words  # vocabulary size including <pad> and <unk>
         self.max_len = max_len  # tokens kept per song (the first ones)
         self.min_count = min_count  # words seen fewer times in training are <unk>
+        self.ngram_max = ngram_max  # 2 appends word pairs ("broken_heart") after the words
+
+    def _with_ngrams(self, texts: Sequence[str]) -> list[str]:
+        if self.ngram_max < 2:
+            return list(texts)
+        out = []
+        for text in texts:
+            words = text.split()
+            grams = ["_".join(words[i:i + n]) for n in range(2, self.ngram_max + 1)
+                     for i in range(len(words) - n + 1)]
+            out.append(" ".join(words + grams))
+        return out
 
     def fit(self, texts: Sequence[str]) -> "TextEncoder":
         from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -32,7 +45,7 @@ class TextEncoder:
         tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         trainer = trainers.WordLevelTrainer(vocab_size=self.max_words, min_frequency=self.min_count,
                                             special_tokens=[PAD, UNK], show_progress=False)
-        tokenizer.train_from_iterator(list(texts), trainer)
+        tokenizer.train_from_iterator(self._with_ngrams(texts), trainer)
         self._finish(tokenizer)
         return self
 
@@ -43,7 +56,7 @@ class TextEncoder:
         self.vocab_size_ = tokenizer.get_vocab_size()
 
     def transform(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        encodings = self.tokenizer_.encode_batch(list(texts))
+        encodings = self.tokenizer_.encode_batch(self._with_ngrams(texts))
         ids = torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(-1, self.max_len)
         # An empty song still gets one (padding) step, so packed sequences never see length 0.
         lengths = torch.tensor([sum(e.attention_mask) for e in encodings], dtype=torch.long).clamp(min=1)
@@ -56,13 +69,13 @@ class TextEncoder:
     def to_state(self) -> dict:
         """A JSON-ready description from which :meth:`from_state` rebuilds the encoder."""
         return {"max_words": self.max_words, "max_len": self.max_len, "min_count": self.min_count,
-                "tokenizer": self.tokenizer_.to_str()}
+                "ngram_max": self.ngram_max, "tokenizer": self.tokenizer_.to_str()}
 
     @classmethod
     def from_state(cls, state: dict) -> "TextEncoder":
         from tokenizers import Tokenizer
 
-        encoder = cls(state["max_words"], state["max_len"], state["min_count"])
+        encoder = cls(state["max_words"], state["max_len"], state["min_count"], state.get("ngram_max", 1))
         tokenizer = Tokenizer.from_str(state["tokenizer"])
         tokenizer.no_truncation()
         tokenizer.no_padding()

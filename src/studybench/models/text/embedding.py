@@ -91,9 +91,10 @@ def make_pretrained_trunk(p: PretrainedParams, vocab_size: int,
 
 make_pretrained_trunk.needs_vocabulary = True
 
-# Tuned: mean and max pooled, a wider Dense layer, class weights for macro-F1, artist dropout.
-_TUNED = {"pooling": "mean_max", "dense": 128, "dropout": 0.3, "artist_dropout": 0.5,
-          "train.batch_size": 64, "train.lr": 2e-3, "train.class_weights": "balanced"}
+# Tuned: the study's small batches and rate (they beat batch 64 / lr 2e-3 / Dense 128 on
+# validation), mean and max pooling, artist dropout; no class weights (they cost 3-6 points
+# of macro-F1 on tcc). Chosen on the validation split of tcc, artist split, seed 0.
+_TUNED = {"pooling": "mean_max", "artist_dropout": 0.5, "train.batch_size": 32}
 
 register(ModelSpec(
     name="embedding_bag", study="lyrics", family="embedding",
@@ -107,5 +108,5 @@ register(ModelSpec(
     summary="GloVe 6B 50-d vectors averaged over the song, Dense 64 relu; tuned fine-tunes them",
     params=PretrainedParams, build=neural_builder("pretrained_embedding", make_pretrained_trunk),
     presets={"seed": {"train.batch_size": 32},  # frozen GloVe 50d -> mean -> Dense 64 relu -> Dropout 0.2
-             "tuned": {**_TUNED, "freeze": False}},
+             "tuned": {**_TUNED, "freeze": False}},  # fine-tuned GloVe: val 0.354, test 0.385
 ))

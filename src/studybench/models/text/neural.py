@@ -40,6 +40,7 @@ class NeuralParams:
     max_words: int = 20000  # vocabulary of the most frequent training words (the study's)
     max_len: int = 300  # tokens per song (the study's)
     min_count: int = 1  # rarer training words become <unk>
+    ngram_max: int = 1  # 2 adds word pairs as extra tokens (fastText-style; for pooling models)
     embedding_dim: int = 100  # the study's word vector size
     artist_dim: int = 16  # size of the artist embedding in the head (lyrics+artist)
     artist_dropout: float = 0.0  # share of training songs sent to the unknown-artist bucket
@@ -86,7 +87,8 @@ class NeuralTextModel:
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> dict[str, Any]:
         p = self.params
-        self.encoder_ = TextEncoder(p.max_words, p.max_len, p.min_count).fit(train["text"].tolist())
+        self.encoder_ = TextEncoder(p.max_words, p.max_len, p.min_count, p.ngram_max).fit(
+            train["text"].tolist())
         self.artists_ = sorted(a for a in set(train["artist"]) if a)
         self.classes_ = sorted(set(train["label"]))
         val = val[val["label"].isin(self.classes_)]  # a genre absent from training cannot be learned
