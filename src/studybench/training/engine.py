@@ -93,17 +93,6 @@ def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return torch.where(counts > 0, weights, torch.ones_like(weights))
 
 
-def _macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
-    f1 = []
-    for c in range(n_classes):
-        tp = np.sum((pred == c) & (true == c))
-        support, predicted = np.sum(true == c), np.sum(pred == c)
-        if support == 0:
-            continue
-        f1.append(0.0 if tp == 0 else 2 * tp / (support + predicted))
-    return float(np.mean(f1)) if f1 else 0.0
-
-
 def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
                    n_classes: int, config: TrainConfig, seed: int, trim: bool = False,
                    on_epoch=None) -> dict:

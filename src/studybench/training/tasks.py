@@ -8,7 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studybench.training.engine import TrainConfig, _macro_f1
+from studybench.training.engine import TrainConfig
+
+
+def macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over the classes present in ``true`` (numpy, no extra dependency)."""
+    f1 = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (true == c))
+        support, predicted = np.sum(true == c), np.sum(pred == c)
+        if support == 0:
+            continue
+        f1.append(0.0 if tp == 0 else 2 * tp / (support + predicted))
+    return float(np.mean(f1)) if f1 else 0.0
 
 
 class ClassificationTask(L.LightningModule):
@@ -48,7 +60,7 @@ class ClassificationTask(L.LightningModule):
         true = torch.cat([o[2] for o in outputs]).cpu().numpy()
         return {f"{stage}_loss": float(sum(o[0] for o in outputs) / n),
                 f"{stage}_accuracy": float(np.mean(pred == true)),
-                f"{stage}_macro_f1": _macro_f1(pred, true, self.n_classes)}
+                f"{stage}_macro_f1": macro_f1(pred, true, self.n_classes)}
 
     def on_validation_epoch_end(self):
         summary = self._summary("val")

@@ -9,7 +9,6 @@ n-grams of them joined by spaces, so newlines cannot occur) and rebuilt on load.
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 
@@ -39,8 +38,3 @@ class Tfidf(TfidfVectorizer):
             state["vocabulary_"] = unpack(state.pop("vocabulary_packed_"))
         super().__setstate__(state)
 
-
-def vocabulary_indices_are_dense(vocabulary: dict[str, int], start: int) -> bool:
-    """Whether :func:`pack` / :func:`unpack` round-trip this vocabulary."""
-    return np.array_equal(np.sort(np.fromiter(vocabulary.values(), dtype=np.int64)),
-                          np.arange(start, start + len(vocabulary)))
