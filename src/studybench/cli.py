@@ -75,7 +75,8 @@ def _progress():
     try:
         yield update
     finally:
-        bar.stop()
+        if task is not None:  # never started: print nothing, not even a blank line
+            bar.stop()
 
 
 def print_table(table, title: str) -> None:
