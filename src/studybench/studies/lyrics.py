@@ -186,11 +186,13 @@ def run_lyrics(
                          f"{row.get('val_macro_f1', float('nan')):.3f}", i, len(jobs))
         _execute(run_dir, run_id, record, spec, params[spec.name], splits[seed], train_data, test_loaded,
                  report)
-        write_csv(out / "results.csv", collect_results(out))
+        write_csv(out / "results.csv", collect_results(out))  # kept current if interrupted
     if progress:
         progress("", len(jobs), len(jobs))
-    write_csv(out / "results.csv", collect_results(out))
-    return summarize(collect_results(out, run_ids))
+    everything = collect_results(out)
+    write_csv(out / "results.csv", everything)
+    mine = everything.set_index("run_id").loc[run_ids].reset_index()  # this command's runs, in order
+    return summarize(mine)
 
 
 def _seed(value: str) -> int:
@@ -213,11 +215,8 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
     started = time.perf_counter()
     selection = model.fit(split.train, split.val)
     fit_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    scores, score_kind = model.scores(split.test)
-    predict_seconds = time.perf_counter() - started
+    scores, score_kind, predicted, predict_seconds = _predict(model, split.test)
     classes = model.classes_
-    predicted = np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]
     metrics = classification_metrics(split.test["label"], predicted, sorted(set(classes) | set(split.test["label"])))
     with RunWriter(run_dir) as tmp:
         write_json(tmp / "config.json", {
@@ -240,6 +239,14 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
             "n_params": int(model.n_params_),
         })
+
+
+def _predict(model, frame: pd.DataFrame) -> tuple[np.ndarray, str, np.ndarray, float]:
+    """Scores, their kind, the top class per song and the seconds it took."""
+    started = time.perf_counter()
+    scores, kind = model.scores(frame)
+    seconds = time.perf_counter() - started
+    return scores, kind, np.asarray(model.classes_, dtype=object)[np.argmax(scores, axis=1)], seconds
 
 
 def load_run_model(run_dir: str | Path):
@@ -267,10 +274,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path, overrides: dict[str, Any
     config = apply_overrides(config, {"data.schema": "auto", **(overrides or {})})
     loaded = load_clean(data, config)
     check_known_labels(loaded.frame, set(model.classes_), str(data))
-    started = time.perf_counter()
-    scores, _ = model.scores(loaded.frame)
-    seconds = time.perf_counter() - started
-    predicted = np.asarray(model.classes_, dtype=object)[np.argmax(scores, axis=1)]
+    _, _, predicted, seconds = _predict(model, loaded.frame)
     metrics = classification_metrics(loaded.frame["label"], predicted, model.classes_)
     return {
         "run_id": config_json["run_id"], "model": config_json["model"],
