@@ -14,7 +14,7 @@ from conftest import GENRE_WORDS, SHARED_WORDS, canonical_frame
 
 from studybench import registry
 from studybench.models.heads import ClassifierHead, TextClassifier
-from studybench.models.text.neural import NeuralTextModel
+from studybench.models.text.neural import NeuralTextModel, pretrained_vectors
 
 N_CLASSES, N_ARTISTS, MAX_LEN, VOCAB = 3, 3, 60, 50  # 60: enough for the tuned cnn_flat_lstm (pool 3)
 DIM = 8  # pretrained vectors in the tiny GloVe file
@@ -50,12 +50,16 @@ def _params(name, preset, glove, **extra):
     return registry.get(name).resolve(preset, overrides)
 
 
+VOCABULARY = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+
+
 def _trunk(name, params):
-    make_trunk = registry.get(name).build.make_trunk
-    if name == "pretrained_embedding":
-        vocabulary = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
-        return make_trunk(params, VOCAB, vocabulary=vocabulary)
-    return make_trunk(params, VOCAB)
+    """The trunk as NeuralTextModel builds it: pretrained vectors loaded and frozen if asked."""
+    trunk = registry.get(name).build.make_trunk(params, VOCAB)
+    if params.vectors != "none":
+        pretrained_vectors(trunk.embedding, params, VOCABULARY, seed=0)
+        trunk.embedding.weight.requires_grad_(not params.freeze)
+    return trunk
 
 
 @pytest.mark.parametrize("name, preset, features", COMBOS, ids=["-".join(c) for c in COMBOS])
@@ -78,7 +82,7 @@ def test_forward_backward(glove, name, preset, features):
             assert parameter.grad is not None, pname
             assert torch.isfinite(parameter.grad).all(), pname
         else:  # only the frozen pretrained vectors
-            assert name == "pretrained_embedding" and params.freeze and pname == "embedding.weight"
+            assert params.vectors != "none" and params.freeze and pname == "embedding.weight"
             assert parameter.grad is None
     if not trunk.fixed_length:  # a batch of short songs, cut to its longest
         short = torch.tensor([1, 3, 2, 1])
@@ -97,14 +101,16 @@ def test_padding_does_not_change_features(glove):
             assert torch.allclose(trunk(ids, lengths), trunk(ids[:, :12], lengths), atol=1e-5), name
 
 
-def test_pretrained_coverage_and_vectors(glove):
-    params = _params("pretrained_embedding", "seed", glove)
-    trunk = _trunk("pretrained_embedding", params)
-    assert trunk.coverage_ == pytest.approx((len(WORDS) - 3) / len(WORDS))
+@pytest.mark.parametrize("name", ["pretrained_embedding", "lstm", "cnn_multi_kernel"])
+def test_pretrained_coverage_and_vectors(glove, name):
+    """GloVe vectors go into any family's embedding; padding stays zero."""
+    params = _params(name, "seed", glove, vectors=str(glove), embedding_dim=DIM)
+    trunk = registry.get(name).build.make_trunk(params, VOCAB)
+    coverage = pretrained_vectors(trunk.embedding, params, VOCABULARY, seed=0)
+    assert coverage == pytest.approx((len(WORDS) - 3) / len(WORDS))
     assert torch.equal(trunk.embedding.weight[0], torch.zeros(DIM))  # padding
     assert trunk.embedding.weight[2, 0].item() == pytest.approx(0.01)  # WORDS[0]'s first value
-    assert registry.get("embedding_bag").build.make_trunk(_params("embedding_bag", "seed", glove),
-                                                            VOCAB).coverage_ is None
+    assert trunk.embedding.weight[3, 1].item() == pytest.approx(0.021)  # WORDS[1]'s second value
 
 
 # --------------------------------------------------------------------------- end to end
@@ -147,6 +153,6 @@ def test_fit_save_load_reproduce(frames, glove, tmp_path, name, preset, features
     np.testing.assert_array_equal(loaded.scores(test)[0], scores)
     np.testing.assert_array_equal(fitted().scores(test)[0], scores)  # same seed, same model
     if name == "pretrained_embedding":
-        coverage = model.net_.trunk.coverage_
+        coverage = model.coverage_
         assert 0 < coverage < 1 and not math.isnan(coverage)
-        assert loaded.net_.trunk.coverage_ == pytest.approx(coverage)
+        assert loaded.coverage_ == pytest.approx(coverage)

@@ -58,6 +58,8 @@ class ConvStack(nn.Module):
 
     def __init__(self, p: ConvStackParams, channels: int):
         super().__init__()
+        if not p.kernels:
+            raise StudybenchError("--set model.kernels: needs at least one kernel size")
         self.kernels, self.pool = p.kernels, p.pool
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.Conv1d(channels if i == 0 else p.filters, p.filters, k),

