@@ -71,6 +71,40 @@ class LyricsConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
+@dataclass(frozen=True)
+class ImageDataConfig:
+    """Which images, and how their classes are divided into blocks."""
+
+    dataset: str = "auto"  # auto (from the folder) | cifar10 | cifar100 | folder
+    blocks: int = 2  # disjoint class blocks (CIFAR-100: 50 + 50; CIFAR-10: 5 + 5)
+    block_seed: int = 0  # seeds the class permutation; fixed so every run seed sees the same blocks
+    val_size: float = 0.2  # share of a block's training images kept for validation (the study's 80/20)
+    train_fraction: float = 1.0  # seeded, class-stratified share of block 1's training images kept
+    image_size: int = 32  # image folders are resized to this many pixels a side
+    test_size: float = 0.2  # an image folder without a test/ folder: share held out for test
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Block 2: which arms, how much data, and where the block-1 models come from."""
+
+    arms: tuple[str, ...] = ("scratch", "cnn_frozen", "cnn_finetune", "ae_frozen", "ae_finetune",
+                             "cnn_ae_concat")  # empty ([]) skips transfer
+    fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # shares of block 2's training images
+    cnn: str = "cnn_basic"  # the block-1 CNN whose trunk transfers (and whose architecture is scratch)
+    source: str = ""  # a finished block-1 CNN run folder; empty: the run of `cnn` in this study
+    ae_source: str = ""  # a finished conv_autoencoder run folder; empty: trained in this study
+    trunk_lr_scale: float = 0.1  # fine-tuned pretrained parts learn this much slower than the head
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """Everything an image run depends on except the model's own parameters."""
+
+    data: ImageDataConfig = field(default_factory=ImageDataConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+
 SPLIT_KINDS = ("random", "artist", "file")
 
 
@@ -141,7 +175,7 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             items = _yaml_scalar(text) if text.startswith("[") else text.split(",")
         if not isinstance(items, (list, tuple)):
             items = [items]
-        if not items:
+        if not items and Ellipsis not in typing.get_args(annotation):
             raise StudybenchError(f"--set {key}: needs at least one value")
         return tuple(coerce(v.strip() if isinstance(v, str) else v, inner, key) for v in items)
     if annotation is Any or annotation is str:

@@ -1,5 +1,5 @@
-"""One training engine for every classifier: a Lightning module around any plain
-``nn.Module``. It knows nothing about lyrics or images.
+"""One training engine for every network: a Lightning module (classification or
+reconstruction) around any plain ``nn.Module``. It knows nothing about lyrics or images.
 
 Batches are dicts of tensors sliced from in-memory tensors (no per-sample
 DataLoader: 15-25 % faster on CPU); the key ``y`` holds the labels and every
@@ -30,8 +30,11 @@ class TrainConfig:
     lr: float = 1e-3  # Adam's default, as in the study
     weight_decay: float = 0.0  # L2 on all weights (AdamW-style decoupled)
     patience: int = 5  # epochs without a better validation loss before stopping (the study's)
+    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | onecycle (warm-up then anneal, per step)
     lr_factor: float = 0.5  # ReduceLROnPlateau multiplies the learning rate by this …
     lr_patience: int = 2  # … after this many epochs without improvement
+    min_lr: float = 0.0  # … and never below this (the image study's 1e-6)
+    label_smoothing: float = 0.0  # share of the target spread over all classes (0.1-0.2 for images)
     class_weights: str = "none"  # none | balanced (inverse class frequency, for macro-F1)
     precision: str = "32"  # 32 (reference) | bf16 (autocast; faster on recent CPUs, check accuracy)
     grad_clip: float = 0.0  # max gradient norm; 0 disables (recurrent nets like 1.0)
@@ -100,17 +103,45 @@ def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str
 
     Returns the per-epoch history and the best epoch; ``on_epoch(row)`` hears each epoch's
     metrics as it ends (for a progress display). Uses a GPU when one is present."""
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping
+    from studybench.training.tasks import ClassificationTask
 
-    from studybench.training.tasks import ClassificationTask, KeepBest
+    _prepare(seed)
+    weights = class_weights(train["y"], n_classes) if config.class_weights == "balanced" else None
+    return fit(ClassificationTask(net, config, n_classes, weights, on_epoch), train, val, seed, trim)
+
+
+def fit_reconstruction(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
+                       config: TrainConfig, seed: int, on_epoch=None) -> dict:
+    """Train an autoencoder-like ``net`` (returns ``(output, target)``) on mean squared error."""
+    from studybench.training.tasks import ReconstructionTask
+
+    _prepare(seed)
+    return fit(ReconstructionTask(net, config, on_epoch), train, val, seed)
+
+
+def _prepare(seed: int) -> None:
+    import lightning as L
 
     torch.set_flush_denormal(True)  # recurrent layers run ~7x slower through denormals on CPU
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available: False" chatter
-    L.seed_everything(seed, workers=True, verbose=False)
-    weights = class_weights(train["y"], n_classes) if config.class_weights == "balanced" else None
-    task = ClassificationTask(net, config, n_classes, weights, on_epoch)
+    L.seed_everything(seed, workers=True, verbose=False)  # before the task draws anything
+
+
+def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed: int,
+        trim: bool = False) -> dict:
+    """Run a task module (``task.net``, ``task.config``, ``task.history``) with early stopping
+    on validation loss; the best epoch's weights are put back into ``task.net``."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from studybench.training.tasks import KeepBest
+
+    config, net = task.config, task.net
+    if config.schedule not in ("plateau", "onecycle"):
+        from studybench.errors import StudybenchError
+
+        raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
     best = KeepBest()
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(config.precision)
     if precision is None:
@@ -128,6 +159,7 @@ def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*IterableDataset.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*in eval mode at the start of training.*")  # frozen parts
         trainer.fit(task, loader(train, config.batch_size, True, seed, trim),
                     loader(val, config.batch_size, False, seed, trim))
     if best.state is not None:

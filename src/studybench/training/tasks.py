@@ -23,44 +23,24 @@ def macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
     return float(np.mean(f1)) if f1 else 0.0
 
 
-class ClassificationTask(L.LightningModule):
-    """Cross-entropy classification of whatever ``net(**inputs)`` returns as logits."""
+class _Task(L.LightningModule):
+    """What every task shares: per-epoch history, the optimiser and the schedule."""
 
-    def __init__(self, net: nn.Module, config: TrainConfig, n_classes: int,
-                 weights: torch.Tensor | None = None, on_epoch=None):
+    def __init__(self, net: nn.Module, config: TrainConfig, on_epoch=None):
         super().__init__()
         self.on_epoch = on_epoch  # called with each epoch's metrics row (progress display)
-        self.net, self.config, self.n_classes = net, config, n_classes
-        self.register_buffer("weights", weights if weights is not None else torch.ones(n_classes))
+        self.net, self.config = net, config
         self._outputs: dict[str, list] = {"train": [], "val": []}
         self.history: list[dict] = []
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor]):
         return self.net(**{k: v for k, v in batch.items() if k != "y"})
-
-    def _step(self, batch, stage: str) -> torch.Tensor:
-        logits = self(batch)
-        loss = F.cross_entropy(logits.float(), batch["y"], weight=self.weights)
-        n = len(batch["y"])
-        self._outputs[stage].append((loss.detach() * n, logits.argmax(1).detach(), batch["y"], n))
-        return loss
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
-
-    def _summary(self, stage: str) -> dict[str, float]:
-        outputs, self._outputs[stage] = self._outputs[stage], []
-        if not outputs:
-            return {}
-        n = sum(o[3] for o in outputs)
-        pred = torch.cat([o[1] for o in outputs]).cpu().numpy()
-        true = torch.cat([o[2] for o in outputs]).cpu().numpy()
-        return {f"{stage}_loss": float(sum(o[0] for o in outputs) / n),
-                f"{stage}_accuracy": float(np.mean(pred == true)),
-                f"{stage}_macro_f1": macro_f1(pred, true, self.n_classes)}
 
     def on_validation_epoch_end(self):
         summary = self._summary("val")
@@ -78,13 +58,71 @@ class ClassificationTask(L.LightningModule):
             self.on_epoch({**row, "max_epochs": self.config.epochs})
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr,
-                                      weight_decay=self.config.weight_decay) \
-            if self.config.weight_decay else torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        c = self.config
+        # A network may ask for its own groups (e.g. a pretrained trunk at a lower rate).
+        groups = self.net.param_groups(c.lr) if hasattr(self.net, "param_groups") else \
+            [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr": c.lr}]
+        optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay) \
+            if c.weight_decay else torch.optim.Adam(groups, lr=c.lr)
+        if c.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=[g["lr"] for g in groups],
+                # at least 10 steps: OneCycleLR cannot split fewer into its two phases
+                total_steps=max(int(self.trainer.estimated_stepping_batches), 10), pct_start=0.25)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=self.config.lr_factor, patience=self.config.lr_patience)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+            optimizer, factor=c.lr_factor, patience=c.lr_patience, min_lr=c.min_lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+
+class ClassificationTask(_Task):
+    """Cross-entropy classification of whatever ``net(**inputs)`` returns as logits."""
+
+    def __init__(self, net: nn.Module, config: TrainConfig, n_classes: int,
+                 weights: torch.Tensor | None = None, on_epoch=None):
+        super().__init__(net, config, on_epoch)
+        self.n_classes = n_classes
+        self.register_buffer("weights", weights if weights is not None else torch.ones(n_classes))
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        logits = self(batch)
+        smoothing = self.config.label_smoothing if stage == "train" else 0.0  # val loss stays comparable
+        loss = F.cross_entropy(logits.float(), batch["y"], weight=self.weights, label_smoothing=smoothing)
+        n = len(batch["y"])
+        self._outputs[stage].append((loss.detach() * n, logits.argmax(1).detach(), batch["y"], n))
+        return loss
+
+    def _summary(self, stage: str) -> dict[str, float]:
+        outputs, self._outputs[stage] = self._outputs[stage], []
+        if not outputs:
+            return {}
+        n = sum(o[3] for o in outputs)
+        pred = torch.cat([o[1] for o in outputs]).cpu().numpy()
+        true = torch.cat([o[2] for o in outputs]).cpu().numpy()
+        return {f"{stage}_loss": float(sum(o[0] for o in outputs) / n),
+                f"{stage}_accuracy": float(np.mean(pred == true)),
+                f"{stage}_macro_f1": macro_f1(pred, true, self.n_classes)}
+
+
+class ReconstructionTask(_Task):
+    """Mean squared error between what ``net(**inputs)`` returns as ``(output, target)``.
+
+    The network says what it reconstructs (an autoencoder: its own input), so this task
+    knows nothing about images. Metrics: loss (MSE) and PSNR in dB for targets in [0, 1]."""
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        output, target = self(batch)
+        loss = F.mse_loss(output.float(), target.float())
+        n = len(target)
+        self._outputs[stage].append((loss.detach() * n, n))
+        return loss
+
+    def _summary(self, stage: str) -> dict[str, float]:
+        outputs, self._outputs[stage] = self._outputs[stage], []
+        if not outputs:
+            return {}
+        mse = float(sum(o[0] for o in outputs) / sum(o[1] for o in outputs))
+        return {f"{stage}_loss": mse, f"{stage}_psnr": float(-10 * np.log10(max(mse, 1e-12)))}
 
 
 class KeepBest(L.Callback):
