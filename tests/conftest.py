@@ -120,3 +120,61 @@ def tcc_path(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def mlgc_path(data_dir: Path) -> Path:
     return _real_file(data_dir, "lyrics/mlgc_cosc426_sample.csv")
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(data_dir: Path) -> Path:
+    path = data_dir / "cifar10-jpeg-q75"
+    if not (path / "cifar-10-batches-py" / "batches.meta").is_file():
+        _missing(str(path))
+    return path
+
+
+# --------------------------------------------------------------------------- tiny CIFAR files
+
+
+def cifar_batch(n_per_class: int, n_classes: int, seed: int = 0):
+    """``(data uint8 [N, 3072], labels list)``: each class has its own colour cast, so a small
+    network can learn them; pixels are noisy so they are not trivially equal."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    data = rng.integers(0, 80, (len(labels), 3, 32, 32)).astype(np.uint8)
+    for c in range(n_classes):
+        data[labels == c, c % 3] += np.uint8(60 + 15 * (c // 3))
+    return data.reshape(len(labels), -1), labels.tolist()
+
+
+def write_cifar(root: Path, kind: str = "cifar10", n_train: int = 10, n_test: int = 4,
+                n_classes: int = 10, protocol: int = 2) -> Path:
+    """A small archive folder in the official layout (``cifar-10-batches-py`` or
+    ``cifar-100-python``) under ``root``, with ``n_train``/``n_test`` images per class.
+    Keys are bytes, as in the official Python 2 pickles."""
+    import pickle
+
+    if kind == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 6):  # the training images spread over five batches, as in the original
+            data, labels = cifar_batch(n_train, n_classes, seed=i)
+            keep = slice(i - 1, None, 5)
+            (folder / f"data_batch_{i}").write_bytes(pickle.dumps(
+                {b"batch_label": b"training batch", b"labels": labels[keep], b"data": data[keep]},
+                protocol=protocol))
+        data, labels = cifar_batch(n_test, n_classes, seed=9)
+        (folder / "test_batch").write_bytes(pickle.dumps({b"labels": labels, b"data": data}, protocol=protocol))
+        (folder / "batches.meta").write_bytes(pickle.dumps(
+            {b"label_names": [f"class{c}".encode() for c in range(n_classes)]}, protocol=protocol))
+    else:
+        folder = root / "cifar-100-python"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, n, seed in (("train", n_train, 1), ("test", n_test, 9)):
+            data, labels = cifar_batch(n, n_classes, seed)
+            (folder / name).write_bytes(pickle.dumps(
+                {b"fine_labels": labels, b"coarse_labels": [c // 5 for c in labels], b"data": data},
+                protocol=protocol))
+        (folder / "meta").write_bytes(pickle.dumps(
+            {b"fine_label_names": [f"fine{c}".encode() for c in range(n_classes)],
+             b"coarse_label_names": [f"coarse{c}".encode() for c in range(n_classes // 5)]}, protocol=protocol))
+    return folder
