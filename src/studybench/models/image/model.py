@@ -1,0 +1,144 @@
+"""Fit, predict, save and load for image networks, with the same small interface as
+the lyrics models.
+
+An :class:`ImageModel` is described by a *recipe*, plain JSON that rebuilds its
+network: a registered model's name and parameters, or a transfer arm with its
+sources' recipes. Weights are stored as safetensors beside ``model.json``; no
+pickle is involved in saving or loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from studybench.config import to_dict
+from studybench.errors import StudybenchError
+from studybench.training.engine import TrainConfig, fit_classifier, fit_reconstruction, predict_proba
+
+FORMAT_VERSION = 1
+NetFactory = Callable[[dict, int, int], nn.Module]  # (recipe, n_classes, image_size) -> network
+
+
+def _tensors(images, with_labels: bool = True) -> dict[str, torch.Tensor]:
+    tensors = {"images": images.images}
+    if with_labels:
+        tensors["y"] = images.labels
+    return tensors
+
+
+class ImageModel:
+    """A classifier or an autoencoder (``task``) built from a recipe by ``make_net``."""
+
+    kind = "torch-image"
+
+    def __init__(self, recipe: dict, make_net: NetFactory, train: TrainConfig, seed: int = 0,
+                 task: str = "classification"):
+        self.recipe, self.make_net, self.train_config = recipe, make_net, train
+        self.seed, self.task = seed, task
+        self.on_epoch: Callable[[dict], None] | None = None
+
+    def _build(self, n_classes: int, image_size: int) -> nn.Module:
+        torch.manual_seed(self.seed)
+        return self.make_net(self.recipe, n_classes, image_size)
+
+    def fit(self, train, val, prepare: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+        """Train on ``train`` (an ImageSet), select on ``val``. ``prepare(net)`` may load
+        pretrained parts before training (the transfer arms)."""
+        self.classes_ = list(train.classes)
+        self.image_size_ = int(train.images.shape[-1])
+        self.net_ = self._build(len(self.classes_), self.image_size_)
+        if prepare is not None:
+            prepare(self.net_)
+        preprocess = getattr(self.net_, "preprocess", None)
+        if preprocess is not None and preprocess.scale == "standard":
+            preprocess.fit_statistics(train.images)  # training images only
+        self.n_params_ = sum(p.numel() for p in self.net_.parameters())
+        self.n_trainable_ = sum(p.numel() for p in self.net_.parameters() if p.requires_grad)
+        if self.task == "reconstruction":
+            result = fit_reconstruction(self.net_, _tensors(train, False), _tensors(val, False),
+                                        self.train_config, self.seed, on_epoch=self.on_epoch)
+        else:
+            result = fit_classifier(self.net_, _tensors(train), _tensors(val), len(self.classes_),
+                                    self.train_config, self.seed, on_epoch=self.on_epoch)
+        self.history_ = result.pop("history")
+        return {**result, "n_params": self.n_params_, "n_trainable": self.n_trainable_}
+
+    def scores(self, images) -> tuple[np.ndarray, str]:
+        """Class probabilities ``[N, classes]`` for an ImageSet."""
+        if self.task != "classification":
+            raise StudybenchError("an autoencoder reconstructs images; it has no class scores")
+        return predict_proba(self.net_, _tensors(images, False), batch_size=512), "probability"
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, dict]:
+        """Reconstructions (float [0, 1]) of uint8 ``images`` and their MSE and PSNR (dB)."""
+        self.net_.eval()
+        outputs, total = [], 0.0
+        for part in images.split(batch_size):
+            output, target = self.net_(part)
+            total += float(((output.float() - target) ** 2).sum())
+            outputs.append(output.float())
+        mse = total / max(images.numel(), 1)
+        return torch.cat(outputs), {"mse": mse, "psnr": float(-10 * np.log10(max(mse, 1e-12)))}
+
+    # --- storage -------------------------------------------------------------------
+    def save(self, folder: str | Path) -> str:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, folder / "model.safetensors")
+        meta = {"format_version": FORMAT_VERSION, "kind": self.kind, "task": self.task,
+                "recipe": self.recipe, "seed": self.seed, "classes": self.classes_,
+                "image_size": self.image_size_}
+        tmp = folder / ".model.json.tmp"
+        tmp.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, folder / "model.json")
+        return "model.json"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ImageModel":
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StudybenchError(f"{path}: not a readable model description ({exc})") from None
+        if meta.get("format_version") != FORMAT_VERSION or meta.get("kind") != cls.kind:
+            raise StudybenchError(f"{path}: image model format {meta.get('format_version')} is not "
+                                  f"supported (this studybench reads {FORMAT_VERSION})")
+        model = cls(meta["recipe"], make_net, TrainConfig(), meta["seed"], meta["task"])
+        model.classes_, model.image_size_ = meta["classes"], meta["image_size"]
+        model.net_ = model._build(len(model.classes_), model.image_size_)
+        try:
+            model.net_.load_state_dict(load_file(path.with_name("model.safetensors")))
+        except (OSError, RuntimeError) as exc:
+            raise StudybenchError(f"{path.with_name('model.safetensors')}: weights do not fit ({exc})") from None
+        model.net_.eval()
+        return model
+
+
+def make_net(recipe: dict, n_classes: int, image_size: int) -> nn.Module:
+    """The network a recipe describes (see :func:`studybench.models.image.transfer.make_net`)."""
+    from studybench.models.image import transfer
+
+    return transfer.make_net(recipe, n_classes, image_size)
+
+
+def image_builder(name: str, factory, task: str = "classification"):
+    """The registry's ``build(params, features, seed)`` for an image family;
+    ``factory(params, n_classes, image_size)`` makes its network."""
+
+    def build(params, features: str, seed: int) -> ImageModel:
+        return ImageModel({"model": name, "params": to_dict(params)}, make_net, params.train, seed, task)
+
+    build.factory = factory
+    return build

@@ -1,0 +1,211 @@
+"""Every registered image model x preset: forward and backward on tiny inputs; the batch
+augmentation; freezing; the transfer arms; save and load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from studybench import registry
+from studybench.data.images import ImageSet
+from studybench.errors import StudybenchError
+from studybench.models.image.layers import Frozen, Preprocess
+from studybench.models.image.model import ImageModel
+from studybench.models.image.transfer import ARMS, transfer_model
+
+IMAGE_MODELS = registry.names("images")
+COMBOS = [(n, p) for n in IMAGE_MODELS for p in registry.PRESETS]
+
+
+def test_every_image_family_is_registered():
+    assert set(IMAGE_MODELS) == {"cnn_basic", "cnn_tanh", "cnn_sigmoid_out", "cnn_skip", "conv_autoencoder"}
+
+
+def _pixels(n=4, seed=0):
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("name, preset", COMBOS, ids=["-".join(c) for c in COMBOS])
+def test_forward_backward(name, preset):
+    spec = registry.get(name)
+    torch.manual_seed(0)
+    net = spec.build.factory(spec.resolve(preset), 5, 32).train()
+    out = net(_pixels())
+    if spec.family == "autoencoder":
+        reconstruction, target = out
+        assert reconstruction.shape == target.shape == (4, 3, 32, 32)
+        assert 0 <= reconstruction.min().item() and reconstruction.max().item() <= 1
+        loss = F.mse_loss(reconstruction, target)
+    else:
+        assert out.shape == (4, 5)
+        loss = F.cross_entropy(out, torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    for pname, parameter in net.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), pname
+
+
+def test_seed_presets_are_the_study_networks():
+    basic = registry.get("cnn_basic").build.factory(registry.get("cnn_basic").resolve("seed"), 50, 32)
+    # 3 valid conv blocks: 32 -> 30 -> 15 -> 13 -> 6 -> 4 -> 2, so 256 x 2 x 2 flattened
+    assert basic.trunk.out_features == 1024
+    dense = [m for m in basic.head if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in dense] == [512, 256, 50]
+    tanh = registry.get("cnn_tanh").build.factory(registry.get("cnn_tanh").resolve("seed"), 50, 32)
+    assert any(isinstance(m, torch.nn.Tanh) for m in tanh.modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in tanh.modules())
+    skip = registry.get("cnn_skip").build.factory(registry.get("cnn_skip").resolve("seed"), 50, 32)
+    assert skip.trunk.out_features == 1024 + 128 * 6 * 6  # block 3 and block 2 features
+    ae = registry.get("conv_autoencoder").build.factory(registry.get("conv_autoencoder").resolve("seed"), 0, 32)
+    assert ae.encoder.code_shape == (32, 8, 8)
+
+
+def test_sigmoid_output_is_keras_normalised_sigmoid():
+    spec = registry.get("cnn_sigmoid_out")
+    torch.manual_seed(0)
+    net = spec.build.factory(spec.resolve("seed"), 5, 32).eval()
+    with torch.no_grad():
+        logits = net(_pixels())
+        raw = net.head.head(net.trunk(net.preprocess(_pixels())))
+    expected = torch.sigmoid(raw) / torch.sigmoid(raw).sum(1, keepdim=True)
+    assert torch.allclose(torch.softmax(logits, 1), expected, atol=1e-6)
+
+
+def test_augmentation_translates_and_flips_whole_batches():
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
+    assert torch.equal(Preprocess("raw", 0, False).train()(images), images.float())  # nothing asked
+    torch.manual_seed(0)
+    shifted = Preprocess("raw", 1, False).augment(images)
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    for b in range(2):  # each image is its own translation of the original, zeros at the edge
+        padded = F.pad(images[b], (1, 1, 1, 1))
+        assert any(torch.equal(shifted[b], padded[:, y:y + 4, x:x + 4]) for y in range(3) for x in range(3))
+    torch.manual_seed(1)
+    flipped = Preprocess("raw", 0, True).augment(images.repeat(16, 1, 1, 1))
+    same = [torch.equal(f, images[i % 2]) for i, f in enumerate(flipped)]
+    mirrored = [torch.equal(f, images[i % 2].flip(2)) for i, f in enumerate(flipped)]
+    assert all(s or m for s, m in zip(same, mirrored)) and any(same) and any(mirrored)
+    assert torch.equal(Preprocess("raw", 2, True).eval()(images), images.float())  # off at test time
+
+
+def test_standard_scaling_uses_training_statistics():
+    p = Preprocess("standard")
+    images = torch.stack([torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (10, 30)])
+    p.fit_statistics(images)
+    assert torch.allclose(p.mean, torch.full((3,), 20.0)) and torch.allclose(p.std, torch.full((3,), 10.0))
+    assert torch.allclose(p(images)[:, 0, 0, 0], torch.tensor([-1.0, 1.0]))
+
+
+def test_frozen_really_freezes():
+    spec = registry.get("cnn_basic")
+    torch.manual_seed(0)
+    net = spec.build.factory(spec.resolve("tuned"), 5, 32)
+    frozen = Frozen(net.trunk)
+    head = torch.nn.Linear(net.trunk.out_features, 5)
+    model = torch.nn.Sequential(frozen, head).train()
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}  # weights and BN statistics
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    x = net.preprocess(_pixels(8))
+    F.cross_entropy(model(x), torch.arange(8) % 5).backward()
+    optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in frozen.state_dict().items())
+    assert not frozen.module.training and head.weight.grad is not None
+
+
+# --------------------------------------------------------------------------- fitting, transfer, storage
+
+
+def _image_set(n_per_class, n_classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n_classes).repeat_interleave(n_per_class)
+    images = torch.randint(0, 80, (len(labels), 3, 32, 32), generator=g, dtype=torch.uint8)
+    for c in range(n_classes):
+        images[labels == c, c] += 120
+    return ImageSet(images, labels, tuple(f"c{c}" for c in range(n_classes)))
+
+
+SHORT = {"train.epochs": 2, "train.batch_size": 16, "widths": (8, 16, 16), "dense": (16,)}
+
+
+@pytest.fixture(scope="module")
+def sources():
+    """A block-1 CNN and autoencoder, trained for two epochs."""
+    train, val = _image_set(12), _image_set(4, seed=1)
+    cnn = registry.get("cnn_basic").build(registry.get("cnn_basic").resolve("tuned", SHORT), "images", 0)
+    cnn.fit(train, val)
+    ae_spec = registry.get("conv_autoencoder")
+    ae = ae_spec.build(ae_spec.resolve("seed", {"train.epochs": 2, "train.batch_size": 16, "widths": (8, 4)}),
+                       "images", 0)
+    ae.fit(train, val)
+    return cnn, ae
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_transfer_arms_start_from_the_block1_weights(sources, arm):
+    cnn, ae = sources
+    model, prepare = transfer_model(arm, cnn, ae, seed=0)
+    train, val = _image_set(8, n_classes=2, seed=2), _image_set(3, n_classes=2, seed=3)
+    net = model._build(2, 32)
+    if prepare:
+        prepare(net)
+    if arm == "scratch":
+        assert not torch.equal(net.trunk.blocks[0].convs[0].weight, cnn.net_.trunk.blocks[0].convs[0].weight)
+    else:
+        part = net.parts[0].module if arm.endswith("frozen") else net.parts[0]
+        if arm.startswith("cnn"):
+            assert torch.equal(part[1].blocks[0].convs[0].weight, cnn.net_.trunk.blocks[0].convs[0].weight)
+            assert torch.equal(part[0].mean, cnn.net_.preprocess.mean)  # block-1 scaling kept
+        else:
+            assert torch.equal(part[1].encoder.layers[0].weight, ae.net_.encoder.layers[0].weight)
+    result = model.fit(train, val, prepare)
+    assert result["epochs_run"] == 2
+    if arm.endswith("_frozen"):
+        assert result["n_trainable"] < result["n_params"]
+        trunk = model.net_.parts[0].module[1]
+        source = cnn.net_.trunk if arm == "cnn_frozen" else ae.net_.encoder
+        for (k, v), (_, w) in zip(trunk.state_dict().items(), source.state_dict().items()):
+            if arm == "cnn_frozen":
+                assert torch.equal(v, w), k  # not one weight or statistic moved in training
+    if arm in ("cnn_finetune", "ae_finetune", "cnn_ae_concat"):
+        groups = model.net_.param_groups(1e-3)
+        assert [g["lr"] for g in groups] == [1e-3, 1e-4]  # the pretrained part learns 10x slower
+    scores, _ = model.scores(val)
+    assert scores.shape == (6, 2)
+
+
+def test_transfer_needs_the_right_sources(sources):
+    cnn, ae = sources
+    with pytest.raises(StudybenchError, match="needs a block-1 autoencoder"):
+        transfer_model("ae_frozen", cnn, None, 0)
+    with pytest.raises(StudybenchError, match="unknown transfer arm 'warm'"):
+        transfer_model("warm", cnn, ae, 0)
+
+
+def test_save_and_load_give_identical_predictions(sources, tmp_path):
+    cnn, ae = sources
+    model, prepare = transfer_model("cnn_ae_concat", cnn, ae, seed=0)
+    model.fit(_image_set(6), _image_set(2, seed=1), prepare)
+    test = _image_set(3, seed=5)
+    for i, m in enumerate((cnn, ae, model)):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        loaded = ImageModel.load(folder / m.save(folder))
+        if m.task == "reconstruction":
+            assert torch.equal(loaded.reconstruct(test.images)[0], m.reconstruct(test.images)[0])
+        else:
+            assert (loaded.scores(test)[0] == m.scores(test)[0]).all()
+    (tmp_path / "0" / "model.json").write_text('{"format_version": 99, "kind": "torch-image"}')
+    with pytest.raises(StudybenchError, match="image model format 99 is not supported"):
+        ImageModel.load(tmp_path / "0" / "model.json")
+
+
+def test_same_seed_same_model(sources):
+    spec = registry.get("cnn_basic")
+    train, val = _image_set(6), _image_set(2, seed=1)
+    scores = []
+    for _ in range(2):
+        model = spec.build(spec.resolve("tuned", SHORT), "images", 7)
+        model.fit(train, val)
+        scores.append(model.scores(val)[0])
+    assert (scores[0] == scores[1]).all()
