@@ -1,0 +1,58 @@
+"""Image-study tables built from run folders only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["run_id", "study", "stage", "model", "arm", "fraction", "preset", "seed", "task",
+           "accuracy", "macro_f1", "mse", "psnr", "n_train", "n_val", "n_test", "fit_seconds",
+           "predict_seconds", "n_params", "n_trainable", "epochs_run"]
+
+
+def collect_image_results(out: str | Path) -> pd.DataFrame:
+    """One row per finished image run under ``out/runs``."""
+    runs = Path(out) / "runs"
+    rows = []
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.endswith(".partial")):
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if metrics.get("stage") not in ("block1", "transfer"):
+            continue  # not an image run
+        test = metrics["test"]
+        rows.append({
+            "run_id": folder.name, "study": "images", "stage": metrics["stage"], "model": metrics["model"],
+            "arm": metrics.get("arm"), "fraction": metrics["fraction"], "preset": metrics["preset"],
+            "seed": metrics["seed"], "task": metrics["task"], "accuracy": test.get("accuracy"),
+            "macro_f1": test.get("macro_f1"), "mse": test.get("mse"), "psnr": test.get("psnr"),
+            "n_train": metrics["sizes"]["train"], "n_val": metrics["sizes"]["val"],
+            "n_test": metrics["sizes"]["test"], "fit_seconds": round(metrics["fit_seconds"], 3),
+            "predict_seconds": round(metrics["predict_seconds"], 3), "n_params": metrics["n_params"],
+            "n_trainable": metrics["n_trainable"], "epochs_run": metrics["selection"].get("epochs_run"),
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(block1, transfer)``: mean and sample std over seeds, in first-seen order."""
+    aggregations = dict(
+        seeds=("seed", "count"),
+        accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+        macro_f1_mean=("macro_f1", "mean"), macro_f1_std=("macro_f1", "std"),
+        mse_mean=("mse", "mean"), mse_std=("mse", "std"), psnr_mean=("psnr", "mean"),
+        fit_seconds=("fit_seconds", "mean"), n_params=("n_params", "max"),
+        n_trainable=("n_trainable", "max"), n_train=("n_train", "max"),
+    )
+    tables = []
+    for stage, keys in (("block1", ["model", "task", "preset", "fraction"]),
+                        ("transfer", ["arm", "fraction", "preset"])):
+        part = results[results["stage"] == stage]
+        table = part.groupby(keys, sort=False, dropna=False).agg(**aggregations).reset_index()
+        stds = ["accuracy_std", "macro_f1_std", "mse_std"]
+        table[stds] = table[stds].fillna(0.0).where(table[[s.replace("_std", "_mean") for s in stds]].notna())
+        tables.append(table)
+    return tables[0], tables[1]
