@@ -164,6 +164,67 @@ def _print_split_comparison(table, out: Path) -> None:
     out_console.print(view)
 
 
+@run_app.command("images")
+def run_images_command(
+    data: Annotated[Optional[Path], typer.Option(help="CIFAR-10/100 folder (official python pickles) or a folder of images per class. Left out: CIFAR is downloaded into the cache.")] = None,
+    dataset: Annotated[str, typer.Option(help="auto (from the folder), cifar10, cifar100 or folder.")] = "auto",
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated block-1 models (default: all; see `studybench list`).")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each changes the validation split, the fractions and the initialisation.")] = "0,1,2",
+    preset: Annotated[str, typer.Option(help="seed: the study's settings; tuned: the good default.")] = "tuned",
+    set_: Annotated[list[str], typer.Option("--set", help="Override a setting, e.g. data.blocks=2, data.train_fraction=0.1, transfer.fractions=0.1,1.0, transfer.arms=scratch,cnn_finetune, train.epochs=5 (repeatable).")] = [],
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Download cache (default $STUDYBENCH_CACHE or ~/.cache/studybench).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/images"),
+) -> None:
+    """Train block-1 models on the first class block, then every transfer arm at every
+    training fraction on the second; print block-1 test metrics and the transfer table."""
+    from studybench.studies.images import run_images
+
+    with _user_errors(), _progress() as progress:
+        block1, transfer = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
+                                      out, cache, progress, log=_log)
+    print_image_tables(block1, transfer)
+    out_console.print(f"runs and results.csv in {out}")
+
+
+def _mean_std(mean, std, digits: int = 3) -> str:
+    return "" if mean != mean else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def print_image_tables(block1, transfer) -> None:
+    """Block-1 test metrics per model; block-2 test accuracy per arm x training fraction."""
+    view = Table(title="Block 1: test metrics, mean ± std over seeds (reconstruction for the autoencoder)",
+                 title_justify="left")
+    for name in ("model", "seeds", "accuracy", "macro-F1", "recon. MSE", "PSNR dB", "fit s", "params"):
+        view.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
+    for row in block1.itertuples():
+        view.add_row(row.model, str(row.seeds), _mean_std(row.accuracy_mean, row.accuracy_std),
+                     _mean_std(row.macro_f1_mean, row.macro_f1_std), _mean_std(row.mse_mean, row.mse_std, 4),
+                     "" if row.psnr_mean != row.psnr_mean else f"{row.psnr_mean:.1f}",
+                     f"{row.fit_seconds:.0f}", _count(row.n_params))
+    out_console.print(view)
+    if transfer.empty:
+        return
+    fractions = sorted(transfer["fraction"].unique())
+    view = Table(title="Block 2 transfer: test accuracy, mean ± std over seeds, by share of "
+                       "block-2 training images", title_justify="left")
+    view.add_column("arm", no_wrap=True)
+    for f in fractions:
+        view.add_column(f"{f:g} ({int(transfer.loc[transfer.fraction == f, 'n_train'].max()):,} img)",
+                        justify="right", no_wrap=True)
+    view.add_column("trainable", justify="right")
+    for arm, rows in transfer.groupby("arm", sort=False):
+        cells = {r.fraction: _mean_std(r.accuracy_mean, r.accuracy_std) for r in rows.itertuples()}
+        view.add_row(arm, *(cells.get(f, "") for f in fractions), _count(rows["n_trainable"].max()))
+    out_console.print(view)
+    scratch = transfer[transfer.arm == "scratch"].set_index("fraction")["accuracy_mean"]
+    tuned = transfer[transfer.arm == "cnn_finetune"].set_index("fraction")["accuracy_mean"]
+    gains = [f"{f:g}: {100 * (tuned[f] - scratch[f]):+.1f} points" for f in fractions
+             if f in scratch.index and f in tuned.index]
+    if gains:
+        out_console.print("Fine-tuned transfer (cnn_finetune) against scratch, test accuracy: " + "; ".join(gains))
+
+
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder (OUT/runs/<run id>).")],

@@ -52,7 +52,8 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
                         ("transfer", ["arm", "fraction", "preset"])):
         part = results[results["stage"] == stage]
         table = part.groupby(keys, sort=False, dropna=False).agg(**aggregations).reset_index()
-        stds = ["accuracy_std", "macro_f1_std", "mse_std"]
-        table[stds] = table[stds].fillna(0.0).where(table[[s.replace("_std", "_mean") for s in stds]].notna())
+        for metric in ("accuracy", "macro_f1", "mse"):  # one seed: std 0; no such metric: empty
+            std = table[f"{metric}_std"].fillna(0.0)
+            table[f"{metric}_std"] = std.where(table[f"{metric}_mean"].notna())
         tables.append(table)
     return tables[0], tables[1]

@@ -1,0 +1,137 @@
+"""The image study end to end on a tiny CIFAR-10 folder: block-1 models, transfer arms,
+run folders, reuse, reproducibility, and the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+from conftest import write_cifar
+from typer.testing import CliRunner
+
+from studybench.cli import app
+from studybench.errors import StudybenchError
+from studybench.studies.images import run_images
+
+QUICK = {"train.epochs": 2, "train.batch_size": 16, "model.widths": "8,16,16", "transfer.fractions": "0.5,1.0"}
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar(root, "cifar10", n_train=12, n_test=4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def study(cifar, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    overrides = {**QUICK, "transfer.arms": "scratch,cnn_frozen,cnn_finetune,ae_frozen,cnn_ae_concat"}
+    tables = run_images(cifar, models="cnn_basic,cnn_sigmoid_out", seeds="0", preset="tuned",
+                        overrides=overrides, out=out)
+    return out, overrides, tables
+
+
+def test_block1_and_transfer_tables(study):
+    out, _, (block1, transfer) = study
+    # the autoencoder is trained because arms need it, though not asked for by --models
+    assert block1["model"].tolist() == ["cnn_basic", "cnn_sigmoid_out", "conv_autoencoder"]
+    ae = block1.set_index("model").loc["conv_autoencoder"]
+    assert ae["task"] == "reconstruction" and ae["mse_mean"] > 0 and ae["accuracy_mean"] != ae["accuracy_mean"]
+    assert (transfer.groupby("fraction")["arm"].apply(list) == [
+        ["scratch", "cnn_frozen", "cnn_finetune", "ae_frozen", "cnn_ae_concat"]] * 2).all()
+    half = transfer[transfer.fraction == 0.5]
+    assert (half["n_train"] == 24).all()  # half of block 2's 48 training images (60 minus 20 % validation)
+    frozen = transfer.set_index(["arm", "fraction"]).loc[("cnn_frozen", 1.0)]
+    assert frozen["n_trainable"] < frozen["n_params"]
+
+
+def test_run_folders_record_blocks_and_sources(study):
+    out, _, _ = study
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 3 + 10 and not any(r.endswith(".partial") for r in runs)
+    b1 = [r for r in runs if r.startswith("cnn_basic.tuned.b1.s0-")][0]
+    config = json.loads((out / "runs" / b1 / "config.json").read_text())
+    blocks = config["images"]["blocks"]
+    assert len(blocks) == 2 and set(blocks[0]).isdisjoint(blocks[1]) and len(blocks[0]) == 5
+    assert config["block_classes"] == blocks[0]
+    arm = [r for r in runs if r.startswith("cnn_finetune.tuned.b2.f1.s0-")][0]
+    arm_config = json.loads((out / "runs" / arm / "config.json").read_text())
+    assert arm_config["sources"]["cnn"] == b1 and arm_config["block_classes"] == blocks[1]
+    ae_run = [r for r in runs if r.startswith("conv_autoencoder")][0]
+    assert (out / "runs" / ae_run / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((out / "runs" / ae_run / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"mse", "psnr"}  # never "accuracy" for a reconstruction
+
+
+def test_rerun_reuses_runs_and_same_seed_reproduces(study, cifar, tmp_path):
+    out, overrides, (block1, transfer) = study
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    again = run_images(cifar, models="cnn_basic,cnn_sigmoid_out", seeds="0", overrides=overrides, out=out)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == stamps  # nothing retrained
+    assert again[1]["accuracy_mean"].tolist() == transfer["accuracy_mean"].tolist()
+    fresh = run_images(cifar, models="cnn_basic,cnn_sigmoid_out", seeds="0", overrides=overrides,
+                       out=tmp_path / "fresh")  # trained again from nothing
+    assert fresh[0]["accuracy_mean"].tolist()[:2] == block1["accuracy_mean"].tolist()[:2]
+    assert fresh[1]["accuracy_mean"].tolist() == transfer["accuracy_mean"].tolist()
+
+
+def test_transfer_from_a_given_source_run(study, cifar, tmp_path):
+    out, _, _ = study
+    source = [p for p in (out / "runs").iterdir() if p.name.startswith("cnn_basic.tuned.b1")][0]
+    _, transfer = run_images(cifar, models="cnn_tanh", seeds="0",
+                             overrides={**QUICK, "transfer.arms": "cnn_frozen", "transfer.fractions": "1.0",
+                                        "transfer.source": str(source)}, out=tmp_path / "b")
+    assert transfer["arm"].tolist() == ["cnn_frozen"]
+    runs = [p.name for p in (tmp_path / "b" / "runs").iterdir()]
+    assert not any(r.startswith("cnn_basic") for r in runs)  # the given source is not retrained
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"transfer.arms": "warm"}, "unknown arm 'warm'"),
+    ({"transfer.fractions": "0"}, "transfer.fractions: 0 is not in"),
+    ({"data.blocks": "1"}, "transfer needs two blocks"),
+    ({"model.nope": "1"}, "--set model.nope: unknown key"),
+    ({"transfer.source": "/nowhere", "transfer.arms": "cnn_frozen"}, "nowhere: not a finished image run"),
+])
+def test_bad_settings(cifar, tmp_path, overrides, message):
+    with pytest.raises(StudybenchError, match=message):
+        run_images(cifar, models="cnn_basic", overrides={**QUICK, **overrides}, out=tmp_path)
+
+
+def test_lyrics_models_are_refused(cifar, tmp_path):
+    with pytest.raises(StudybenchError, match="belongs to the lyrics study"):
+        run_images(cifar, models="lstm", out=tmp_path)
+
+
+def _cli(*args):
+    result = CliRunner().invoke(app, ["run", "images", *args])
+    return result.exit_code, result.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    code, output = _cli("--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert code == 2 and output.strip().endswith("missing: no such folder") and "Traceback" not in output
+    folder = write_cifar(tmp_path / "c", "cifar10", n_train=2, n_test=1)
+    raw = (folder / "test_batch").read_bytes()
+    (folder / "test_batch").write_bytes(raw[:100])
+    code, output = _cli("--data", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "test_batch: truncated or corrupt pickle" in output and "Traceback" not in output
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": 1}))
+    code, output = _cli("--data", str(tmp_path / "c"), "--models", "cnn_basc", "--out", str(tmp_path / "o"))
+    assert code == 2 and "unknown model 'cnn_basc' (did you mean cnn_basic" in output
+    (tmp_path / "imgs" / "cat").mkdir(parents=True)
+    (tmp_path / "imgs" / "cat" / "a.txt").write_text("hello")
+    code, output = _cli("--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "cat/a.txt: not a readable image" in output
+
+
+def test_cli_prints_both_tables(cifar, tmp_path):
+    code, output = _cli("--data", str(cifar), "--models", "cnn_basic", "--seeds", "0",
+                        "--set", "train.epochs=1", "--set", "train.batch_size=16",
+                        "--set", "model.widths=8,8,8", "--set", "transfer.arms=scratch,cnn_finetune",
+                        "--set", "transfer.fractions=0.5,1", "--out", str(tmp_path / "o"))
+    assert code == 0, output
+    assert "Block 1: test metrics" in output and "Block 2 transfer" in output
+    assert "cnn_finetune" in output and "against scratch" in output
