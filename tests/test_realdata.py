@@ -103,3 +103,37 @@ def test_end_to_end_artist_split_on_tcc(tcc_path, tmp_path):
         assert split["kind"] == "artist"
         assert split["artists_shared_train_test"] == 0
         assert split["test_songs_by_known_artists"] == 0
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+@pytest.fixture(scope="module")
+def cifar10(cifar10_dir):
+    from studybench.data.images import load_images
+
+    return load_images(cifar10_dir)
+
+
+def test_cifar10_reads_as_the_official_layout(cifar10):
+    assert cifar10.name == "cifar10"
+    assert tuple(cifar10.train.images.shape) == (50000, 3, 32, 32)
+    assert tuple(cifar10.test.images.shape) == (10000, 3, 32, 32)
+    assert cifar10.train.classes == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                     "horse", "ship", "truck")
+    assert cifar10.train.labels[:10].tolist() == list(range(10))  # position i*10+c: image i of class c
+    means = cifar10.train.images[:5000].float().mean(dim=(0, 2, 3)) / 255
+    # R, G, B planes in that order (the README: 0.4913 / 0.4821 / 0.4465 over all images)
+    assert means[0] > means[1] > means[2] and abs(float(means[2]) - 0.4465) < 0.01
+
+
+def test_cifar10_blocks_of_five_classes(cifar10, tmp_path):
+    from studybench.studies.images import run_images
+
+    block1, transfer = run_images(
+        cifar10.source.parent, models="cnn_basic", seeds="0", out=tmp_path,
+        overrides={"data.train_fraction": 0.05, "transfer.fractions": "0.05", "transfer.arms": "scratch",
+                   "train.epochs": 3, "train.batch_size": 64, "model.widths": "8,16,16"})
+    assert block1["n_train"].tolist() == [1000]  # 5 % of 20,000 (25,000 block images less 20 % validation)
+    assert transfer["n_train"].tolist() == [1000]
+    assert 0.3 < block1["accuracy_mean"].iloc[0] <= 1  # well above chance (0.2) after three short epochs
