@@ -44,8 +44,9 @@ def test_every_neural_family_is_registered():
 
 
 def _params(name, preset, glove, **extra):
+    """Tiny sizes; presets that start from GloVe read the tiny GloVe file instead."""
     overrides = {"max_len": MAX_LEN, "max_words": VOCAB, **extra}
-    if name == "pretrained_embedding":
+    if registry.get(name).resolve(preset).vectors != "none":
         overrides.update(vectors=str(glove), embedding_dim=DIM)
     return registry.get(name).resolve(preset, overrides)
 
@@ -134,7 +135,7 @@ def test_fit_save_load_reproduce(frames, glove, tmp_path, name, preset, features
     train, val, test = frames
     spec = registry.get(name)
     overrides = {"train.epochs": 2, "train.progress": False, "max_len": MAX_LEN, "max_words": 200}
-    if name == "pretrained_embedding":
+    if spec.resolve(preset).vectors != "none":
         overrides.update(vectors=str(glove), embedding_dim=DIM)
     params = spec.resolve(preset, overrides)
 

@@ -105,8 +105,11 @@ def make_lstm_trunk(p: RnnParams, vocab_size: int) -> RecurrentTrunk:
 # songs are shorter; half the time of 300). No class weights: on tcc (artist split, seed 0)
 # "balanced" cost the neural models 3-6 points of test macro-F1 (e.g. pretrained_embedding
 # 0.368 -> 0.311, embedding_bag 0.340 -> 0.295).
+# GloVe 50-d vectors (fine-tuned) as the starting embedding: a 2M-parameter embedding learned
+# from 16k songs overfits by epoch 2; on tcc (artist split, seed 0) the LSTM's validation
+# macro-F1 rose from 0.292 to 0.347 (test 0.336 -> 0.362).
 _TUNED = {"max_len": 200, "artist_dropout": 0.5, "train.batch_size": 64, "train.lr": 2e-3,
-          "train.grad_clip": 1.0, "dropout": 0.3}
+          "train.grad_clip": 1.0, "dropout": 0.3, "vectors": "glove", "embedding_dim": 50}
 
 register(ModelSpec(
     name="rnn", study="lyrics", family="recurrent",
