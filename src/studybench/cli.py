@@ -242,14 +242,19 @@ def evaluate(
 
 # The classical models and the fastest neural one keep the demo under 2 minutes on 2 cores.
 DEMO_MODELS = "majority,tfidf_logreg,tfidf_linear_svm,decision_tree,embedding_bag"
+# The image half: every image model and transfer arm, small networks, a short budget.
+DEMO_IMAGE_SETTINGS = {"model.widths": "8,16,32", "train.epochs": 6, "train.batch_size": 64,
+                       "transfer.fractions": "0.25,1.0"}
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder for the demo's runs.")] = Path("runs/demo"),
 ) -> None:
-    """Run the lyrics study on the built-in synthetic demo corpus (under 2 minutes on 2 cores)."""
+    """Run both studies on built-in synthetic demo data (about 2 minutes on 2 cores)."""
     from studybench.data.demo import demo_lyrics_path
+    from studybench.data.demo_images import demo_images
+    from studybench.studies.images import run_images
     from studybench.studies.lyrics import run_lyrics
 
     with _user_errors():
@@ -259,8 +264,15 @@ def demo(
                                    preset="tuned",
                                    out=out / "lyrics", progress=progress, log=_log)
             _print_lyrics(table, out / "lyrics")
-    out_console.print("The demo corpus is synthetic (see studybench.data.demo): compare the "
-                      "artist split with the random one to see how much artist leakage inflates.")
+        out_console.print("The demo corpus is synthetic (see studybench.data.demo): compare the "
+                          "artist split with the random one to see how much artist leakage inflates.")
+        with _progress() as progress:
+            block1, transfer = run_images(demo_images(n_train=120, n_test=40), seeds="0,1", preset="tuned",
+                                          overrides=DEMO_IMAGE_SETTINGS, out=out / "images",
+                                          progress=progress, log=_log)
+        print_image_tables(block1, transfer)
+    out_console.print("The demo images are synthetic patterns (see studybench.data.demo_images); "
+                      f"runs and results.csv in {out}")
 
 
 @app.command("list")

@@ -85,7 +85,7 @@ def _split(block: Block, config: ImagesConfig, seed: int, fraction: float) -> tu
 
 
 def run_images(
-    data: str | Path | None = None,
+    data: str | Path | ImageData | None = None,
     dataset: str = "auto",
     models: str | Sequence[str] | None = None,
     seeds: str | Sequence[int] = (0,),
@@ -97,7 +97,8 @@ def run_images(
     log: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Block-1 models and block-2 transfer arms for every seed; returns
-    ``(block1_table, transfer_table)``. ``data`` None downloads CIFAR into ``cache``."""
+    ``(block1_table, transfer_table)``. ``data`` is a folder, images already loaded
+    (:class:`ImageData`), or None to download CIFAR into ``cache``."""
     run_over, model_over = split_overrides(dict(overrides or {}))
     if dataset != "auto":
         run_over["data.dataset"] = dataset
@@ -131,7 +132,8 @@ def run_images(
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {s.name: s.resolve(preset, {k: v for k, v in model_over.items() if s.knows(k)}) for s in specs}
 
-    loaded = load_images(data, config.data.dataset, cache, config.data.image_size)
+    loaded = data if isinstance(data, ImageData) else load_images(data, config.data.dataset, cache,
+                                                                  config.data.image_size)
     blocks = make_blocks(loaded, config)
     if t.arms and len(blocks) < 2:
         raise StudybenchError("transfer needs two blocks (--set data.blocks=2) or no arms (transfer.arms=[])")
