@@ -127,6 +127,16 @@ def run_lyrics_command(
         table = run_lyrics(data, test_data, models, features, split, seeds, preset,
                            _overrides(set_, config), out, progress, log=_log)
     _print_lyrics(table, out)
+    _write_report(out)
+
+
+def _write_report(out: Path) -> None:
+    """The HTML and Markdown report of everything in ``out`` (rebuilt from the run folders)."""
+    from studybench.reporting.report import build_report
+
+    with _user_errors():
+        page = build_report(out)
+    out_console.print(f"report: {page} (and report.md)")
 
 
 def _print_lyrics(table, out: Path) -> None:
@@ -185,6 +195,7 @@ def run_images_command(
                                       out, cache, progress, log=_log)
     print_image_tables(block1, transfer)
     out_console.print(f"runs and results.csv in {out}")
+    _write_report(out)
 
 
 def _mean_std(mean, std, digits: int = 3) -> str:
@@ -223,6 +234,19 @@ def print_image_tables(block1, transfer) -> None:
              if f in scratch.index and f in tuned.index]
     if gains:
         out_console.print("Fine-tuned transfer (cnn_finetune) against scratch, test accuracy: " + "; ".join(gains))
+
+
+@app.command()
+def report(
+    runs_dir: Annotated[Path, typer.Argument(help="A study's --out folder (or a folder holding several).")],
+    out: Annotated[Optional[Path], typer.Option(help="Where report.html, report.md and figures/ go (default: RUNS_DIR).")] = None,
+) -> None:
+    """Build report.html (figures embedded) and report.md from run folders, without retraining."""
+    from studybench.reporting.report import build_report
+
+    with _user_errors():
+        page = build_report(runs_dir, out)
+    out_console.print(f"report: {page} (and report.md)")
 
 
 @app.command()
@@ -273,6 +297,7 @@ def demo(
         print_image_tables(block1, transfer)
     out_console.print("The demo images are synthetic patterns (see studybench.data.demo_images); "
                       f"runs and results.csv in {out}")
+    _write_report(out)
 
 
 @app.command("list")

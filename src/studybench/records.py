@@ -110,3 +110,24 @@ class RunWriter:
             os.replace(self.tmp, self.final)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def record_plan(out: str | Path, run_ids: list[str]) -> None:
+    """Add this command and the runs it will make to ``out/plan.json``, so that a report can
+    name the runs an interrupted study has not finished yet."""
+    import shlex
+    import sys
+    from datetime import datetime, timezone
+
+    path = Path(out) / "plan.json"
+    try:
+        plan = read_json(path) if path.is_file() else {"commands": []}
+    except (OSError, ValueError):
+        plan = {"commands": []}  # a damaged plan is rebuilt from this command on
+    command = shlex.join(["studybench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "studybench" \
+        else shlex.join(sys.argv)
+    entries = [e for e in plan.get("commands", []) if e.get("run_ids") != run_ids]
+    entries.append({"command": command, "run_ids": run_ids,
+                    "planned": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(path, {"commands": entries})
+

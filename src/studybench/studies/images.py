@@ -34,7 +34,15 @@ from studybench.errors import StudybenchError
 from studybench.evaluation.metrics import classification_metrics
 from studybench.models.image.model import ImageModel
 from studybench.models.image.transfer import ARMS, NEEDS, transfer_model
-from studybench.records import RunWriter, config_hash, environment, read_json, write_csv, write_json
+from studybench.records import (
+    RunWriter,
+    config_hash,
+    environment,
+    read_json,
+    record_plan,
+    write_csv,
+    write_json,
+)
 from studybench.studies.image_results import collect_image_results, summarize_images
 from studybench.studies.lyrics import _model_overrides, _parse_list, _seed, seed_everything
 
@@ -171,6 +179,9 @@ def run_images(
         job["run_id"] = run_id
         if job["stage"] == "block1":
             block1[(job["model"], job["seed"])] = run_id
+    record_plan(out, run_ids)
+    for i, job in enumerate(jobs):
+        run_id = job["run_id"]
         if progress:
             progress(run_id, i, len(jobs))
         run_dir = out / "runs" / run_id

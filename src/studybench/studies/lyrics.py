@@ -37,6 +37,7 @@ from studybench.records import (
     environment,
     file_digest,
     read_json,
+    record_plan,
     write_csv,
     write_json,
 )
@@ -161,16 +162,21 @@ def run_lyrics(
 
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, spec, fs) for seed in seed_list for spec in specs for fs in feature_sets]
-    run_ids, splits = [], {}
-    for i, (seed, spec, fs) in enumerate(jobs):
-        record = {
-            "study": "lyrics", "model": spec.name, "features": fs, "preset": preset, "seed": seed,
-            "params": to_dict(params[spec.name]), "config": to_dict(config),
-            "data": train_data.digest, "test_data": test_loaded.digest if test_loaded else None,
-        }
-        run_id = f"{spec.name}.{fs}.{preset}.{kind}.s{seed}-{config_hash(record)}"
-        run_ids.append(run_id)
+    jobs = []
+    for seed in seed_list:
+        for spec in specs:
+            for fs in feature_sets:
+                record = {
+                    "study": "lyrics", "model": spec.name, "features": fs, "preset": preset, "seed": seed,
+                    "params": to_dict(params[spec.name]), "config": to_dict(config),
+                    "data": train_data.digest, "test_data": test_loaded.digest if test_loaded else None,
+                }
+                run_id = f"{spec.name}.{fs}.{preset}.{kind}.s{seed}-{config_hash(record)}"
+                jobs.append((seed, spec, record, run_id))
+    run_ids = [job[-1] for job in jobs]
+    record_plan(out, run_ids)
+    splits = {}
+    for i, (seed, spec, record, run_id) in enumerate(jobs):
         if progress:
             progress(run_id, i, len(jobs))
         run_dir = out / "runs" / run_id

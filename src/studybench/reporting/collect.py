@@ -1,0 +1,120 @@
+"""Read run folders for a report: nothing is retrained and no model code is imported.
+
+A report covers every ``runs/`` folder under the directory it is given (a study's
+``--out``, or a parent such as ``runs/demo`` holding ``lyrics/`` and ``images/``).
+A folder that lacks a file is named in :attr:`Collected.problems` and skipped; an
+interrupted run (``<run>.partial``) and a planned run that never finished are
+listed too, so a reader knows what the numbers leave out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+REQUIRED = ("config.json", "metrics.json")
+
+
+@dataclass
+class Run:
+    """One finished run folder, as read from disk."""
+
+    path: Path
+    config: dict
+    metrics: dict
+    history: pd.DataFrame | None
+    environment: dict
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def study(self) -> str:
+        return self.config.get("study", "lyrics")
+
+
+@dataclass
+class Collected:
+    """Every run under a directory, split by study, and what could not be read."""
+
+    root: Path
+    lyrics: list[Run] = field(default_factory=list)
+    images: list[Run] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "<run>: no metrics.json", ...
+    interrupted: list[str] = field(default_factory=list)  # <run>.partial folders
+    missing: list[str] = field(default_factory=list)  # planned by a command, never finished
+    commands: list[str] = field(default_factory=list)  # the command lines that made the runs
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _runs_dirs(root: Path, depth: int = 3) -> list[Path]:
+    if (root / "runs").is_dir():
+        return [root / "runs"]
+    if depth == 0:
+        return []
+    found = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found += _runs_dirs(child, depth - 1)
+    return found
+
+
+def read_run(folder: Path) -> Run:
+    """A run folder; raises ValueError naming the first missing or unreadable file."""
+    for name in REQUIRED:
+        if not (folder / name).is_file():
+            raise ValueError(f"no {name}")
+    try:
+        config, metrics = _read_json(folder / "config.json"), _read_json(folder / "metrics.json")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable JSON ({exc})") from None
+    history = None
+    if (folder / "history.csv").is_file():
+        try:
+            history = pd.read_csv(folder / "history.csv")
+        except (OSError, ValueError, pd.errors.ParserError):
+            history = None
+    environment = {}
+    if (folder / "environment.json").is_file():
+        try:
+            environment = _read_json(folder / "environment.json")
+        except (OSError, ValueError):
+            environment = {}
+    return Run(folder, config, metrics, history, environment)
+
+
+def collect(root: str | Path) -> Collected:
+    """Every run folder under ``root``; unreadable ones become :attr:`Collected.problems`."""
+    root = Path(root)
+    result = Collected(root)
+    finished: set[str] = set()
+    for runs in _runs_dirs(root):
+        for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
+            if folder.name.endswith(".partial"):
+                result.interrupted.append(folder.name[: -len(".partial")])
+                continue
+            try:
+                run = read_run(folder)
+            except ValueError as exc:
+                result.problems.append(f"{folder.name}: {exc}")
+                continue
+            finished.add(run.run_id)
+            (result.images if run.study == "images" else result.lyrics).append(run)
+        plan = runs.parent / "plan.json"
+        if plan.is_file():
+            try:
+                entries = _read_json(plan).get("commands", [])
+            except (OSError, ValueError):
+                entries = []
+            for entry in entries:
+                result.commands.append(entry.get("command", ""))
+                result.missing += [r for r in entry.get("run_ids", []) if r not in finished]
+    result.missing = sorted(set(result.missing))
+    result.commands = list(dict.fromkeys(c for c in result.commands if c))
+    return result

@@ -1,0 +1,145 @@
+"""The report builder on synthetic run folders: tables, figures, Markdown, missing and broken
+runs, and that it never needs model code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studybench.errors import StudybenchError
+from studybench.reporting.collect import collect
+from studybench.reporting.report import build_report
+
+CLASSES = ["jazz", "pop", "rock"]
+
+
+def _lyrics_run(runs: Path, model: str, features: str, split: str, seed: int, f1: float,
+                history: bool = False) -> str:
+    run_id = f"{model}.{features}.tuned.{split}.s{seed}-abc{seed}"
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    config = {"study": "lyrics", "model": model, "features": features, "preset": "tuned", "seed": seed,
+              "data": {"path": "/data/songs.csv", "rows": 1234, "schema": "tcc_ceds"}, "run_id": run_id}
+    per_class = {c: {"precision": f1, "recall": f1, "f1": f1 - 0.1 * i, "support": 10} for i, c in enumerate(CLASSES)}
+    metrics = {"run_id": run_id, "model": model, "features": features, "preset": "tuned", "seed": seed,
+               "split": split, "sizes": {"train": 80, "val": 10, "test": 30},
+               "test": {"accuracy": f1 + 0.02, "macro_f1": f1, "per_class": per_class,
+                        "confusion_matrix": [[8, 1, 1], [2, 7, 1], [0, 3, 7]], "class_names": CLASSES},
+               "fit_seconds": 1.5, "predict_seconds": 0.1, "n_params": 1000}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "environment.json").write_text(json.dumps(
+        {"python": "3.11.7", "platform": "TestOS", "cpu_count": 2, "packages": {"torch": "2.13.0"},
+         "git": {"commit": "0123456789abcdef"}, "argv": ["studybench", "run", "lyrics"]}))
+    if history:
+        (folder / "history.csv").write_text(
+            "epoch,train_loss,train_accuracy,val_loss,val_accuracy\n1,1.0,0.4,1.1,0.35\n2,0.8,0.5,1.0,0.4\n")
+    return run_id
+
+
+def _image_run(runs: Path, stage: str, name: str, seed: int, accuracy: float | None, fraction: float = 1.0):
+    run_id = f"{name}.tuned.{stage}.f{fraction:g}.s{seed}-x{seed}"
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    task = "reconstruction" if accuracy is None else "classification"
+    test = {"mse": 0.01, "psnr": 20.0} if accuracy is None else {"accuracy": accuracy, "macro_f1": accuracy}
+    (folder / "config.json").write_text(json.dumps({
+        "study": "images", "images": {"dataset": "cifar10", "source": "/data/cifar",
+                                      "blocks": [["cat", "dog"], ["ship", "truck"]]}}))
+    (folder / "metrics.json").write_text(json.dumps({
+        "stage": stage, "model": name if stage == "block1" else f"transfer:{name}",
+        "arm": None if stage == "block1" else name, "fraction": fraction, "preset": "tuned", "seed": seed,
+        "task": task, "sizes": {"train": int(1000 * fraction), "val": 100, "test": 200}, "test": test,
+        "selection": {"epochs_run": 2}, "fit_seconds": 3.0, "predict_seconds": 0.2, "n_params": 5000,
+        "n_trainable": 5000}))
+    (folder / "history.csv").write_text(
+        "epoch,train_loss,val_loss,val_accuracy,val_psnr\n1,1.0,1.1,0.5,\n2,0.9,1.0,0.6,\n"
+        if accuracy is not None else "epoch,train_loss,val_loss,train_psnr,val_psnr\n1,0.02,0.02,17,17\n")
+    if accuracy is None:
+        from PIL import Image
+
+        Image.new("RGB", (32, 8), (200, 100, 0)).save(folder / "reconstructions.png")
+
+
+@pytest.fixture
+def study(tmp_path):
+    lyrics = tmp_path / "study" / "lyrics" / "runs"
+    for seed, bump in enumerate((0.0, 0.02, 0.04)):
+        for split in ("artist", "random"):
+            _lyrics_run(lyrics, "majority", "lyrics", split, seed, 0.1)
+            _lyrics_run(lyrics, "tfidf_logreg", "lyrics", split, seed, 0.5 + bump)
+            _lyrics_run(lyrics, "lstm", "lyrics+artist", split, seed,
+                        (0.8 if split == "random" else 0.45) + bump, history=True)
+    images = tmp_path / "study" / "images" / "runs"
+    for seed in (0, 1):
+        _image_run(images, "block1", "cnn_basic", seed, 0.8 + seed / 100)
+        _image_run(images, "block1", "conv_autoencoder", seed, None)
+        for fraction in (0.1, 1.0):
+            for arm, acc in (("scratch", 0.5), ("cnn_finetune", 0.6)):
+                _image_run(images, "transfer", arm, seed, acc * (1 + fraction) / 2, fraction)
+    return tmp_path / "study"
+
+
+def test_report_has_every_section_table_and_figure(study, tmp_path):
+    page = build_report(study, tmp_path / "out")
+    text = page.read_text()
+    for heading in ("Protocol", "Lyrics → genre: songs.csv, artist split", "songs.csv, random split",
+                    "Random against artist-grouped split", "Images: block 1", "Images: transfer to block 2",
+                    "Learning curves"):
+        assert heading in text, heading
+    assert text.index("artist split") < text.index("random split")  # the honest split comes first
+    # sorted by macro-F1, mean ± sample std over the three seeds
+    rows = re.findall(r"<tr><td>(\w+)</td><td>([\w+]+)</td><td>tuned</td><td>3</td><td>[^<]*</td><td>([^<]*)</td>",
+                      text)
+    artist = rows[:3]
+    assert [r[0] for r in artist] == ["tfidf_logreg", "lstm", "majority"]
+    assert artist[0][2] == "0.520 ± 0.020" and artist[1][2] == "0.470 ± 0.020"
+    assert "0.607" in text  # the study's published validation figure beside tfidf_logreg
+    images = re.findall(r"<img src='data:image/png;base64,([^']+)' alt='([^']+)'", text)
+    assert len(images) >= 9 and all(base64.b64decode(data)[:4] == b"\x89PNG" for data, _ in images)
+    assert all(alt for _, alt in images)
+    assert "0.505 ± 0.005" in text or "0.805 ± 0.007" in text  # block-1 mean ± std
+    md = (tmp_path / "out" / "report.md").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(figures/([^)]+)\)", md)
+    assert linked and all((tmp_path / "out" / "figures" / f).is_file() for f in linked)
+    assert "| tfidf_logreg | lyrics | tuned | 3 |" in md
+
+
+def test_missing_files_are_named_and_the_report_goes_on(study, tmp_path):
+    runs = study / "lyrics" / "runs"
+    broken = next(runs.glob("lstm.*.artist.s2-*"))
+    (broken / "metrics.json").unlink()
+    (runs / "tfidf_logreg.lyrics.tuned.artist.s9-zzz.partial").mkdir()
+    (study / "lyrics" / "plan.json").write_text(json.dumps(
+        {"commands": [{"command": "studybench run lyrics --seeds 0,1,2,3", "run_ids": ["never.finished-1"]}]}))
+    page = build_report(study, tmp_path / "out")
+    text = page.read_text()
+    assert f"{broken.name}: no metrics.json" in text
+    assert "tfidf_logreg.lyrics.tuned.artist.s9-zzz" in text and "interrupted" in text
+    assert "1 planned runs have not finished" in text and "never.finished-1" in text
+    assert "studybench run lyrics --seeds 0,1,2,3" in text
+    collected = collect(study)
+    assert len(collected.lyrics) == 17 and collected.missing == ["never.finished-1"]
+
+
+def test_empty_or_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(StudybenchError, match="no such folder"):
+        build_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StudybenchError, match="no run folders found"):
+        build_report(tmp_path / "empty")
+
+
+def test_reporting_never_imports_models_or_training(study, tmp_path):
+    code = ("import sys; from studybench.reporting.report import build_report; "
+            f"build_report({str(study)!r}, {str(tmp_path / 'o')!r}); "
+            "bad = [m for m in sys.modules if m.startswith(('torch', 'lightning', 'studybench.models', "
+            "'studybench.training', 'sklearn'))]; print(bad); assert not bad")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
