@@ -45,7 +45,7 @@ class Collected:
     lyrics: list[Run] = field(default_factory=list)
     images: list[Run] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "<run>: no metrics.json", ...
-    interrupted: list[str] = field(default_factory=list)  # <run>.partial folders
+    interrupted: list[str] = field(default_factory=list)  # a checkpoint or <run>.partial left behind
     missing: list[str] = field(default_factory=list)  # planned by a command, never finished
     commands: list[str] = field(default_factory=list)  # the command lines that made the runs
 
@@ -106,6 +106,9 @@ def collect(root: str | Path) -> Collected:
                 continue
             finished.add(run.run_id)
             (result.images if run.study == "images" else result.lyrics).append(run)
+        checkpoints = runs.parent / "checkpoints"
+        if checkpoints.is_dir():  # training stopped mid-way; the same command resumes it
+            result.interrupted += [p.name[: -len(".ckpt")] for p in sorted(checkpoints.glob("*.ckpt"))]
         plan = runs.parent / "plan.json"
         if plan.is_file():
             try:

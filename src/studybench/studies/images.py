@@ -44,7 +44,7 @@ from studybench.records import (
     write_json,
 )
 from studybench.studies.image_results import collect_image_results, summarize_images
-from studybench.studies.lyrics import _model_overrides, _parse_list, _seed, seed_everything
+from studybench.studies.lyrics import _model_overrides, _parse_list, _seed, checkpoint_path, seed_everything
 
 AUTOENCODER = "conv_autoencoder"
 
@@ -232,7 +232,7 @@ def _execute(run_dir: Path, job: dict, blocks: list[Block], config: ImagesConfig
     train, val = _split(block, config, seed, job["fraction"])
     model.on_epoch = on_epoch
     started = time.perf_counter()
-    selection = model.fit(train, val, prepare)
+    selection = model.fit(train, val, prepare, checkpoint=checkpoint_path(run_dir))
     fit_seconds = time.perf_counter() - started
     sizes = {"train": len(train), "val": len(val), "test": len(block.test)}
     with RunWriter(run_dir) as tmp:

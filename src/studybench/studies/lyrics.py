@@ -219,7 +219,10 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
     if hasattr(model, "on_epoch"):
         model.on_epoch = on_epoch
     started = time.perf_counter()
-    selection = model.fit(split.train, split.val)
+    if model.kind == "torch":  # neural: save every epoch, resume after an interruption
+        selection = model.fit(split.train, split.val, checkpoint=checkpoint_path(run_dir))
+    else:
+        selection = model.fit(split.train, split.val)
     fit_seconds = time.perf_counter() - started
     scores, score_kind, predicted, predict_seconds = _predict(model, split.test)
     classes = model.classes_
@@ -245,6 +248,11 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
             "n_params": int(model.n_params_),
         })
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run's training state waits between epochs: ``OUT/checkpoints/<run id>.ckpt``."""
+    return run_dir.parent.parent / "checkpoints" / f"{run_dir.name}.ckpt"
 
 
 def _predict(model, frame: pd.DataFrame) -> tuple[np.ndarray, str, np.ndarray, float]:

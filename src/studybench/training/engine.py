@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,7 +100,7 @@ def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
                    n_classes: int, config: TrainConfig, seed: int, trim: bool = False,
-                   on_epoch=None) -> dict:
+                   on_epoch=None, checkpoint: Path | None = None) -> dict:
     """Train ``net`` on ``train`` (tensors incl. ``y``), select on ``val``; restore the best epoch.
 
     Returns the per-epoch history and the best epoch; ``on_epoch(row)`` hears each epoch's
@@ -107,16 +109,17 @@ def fit_classifier(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str
 
     _prepare(seed)
     weights = class_weights(train["y"], n_classes) if config.class_weights == "balanced" else None
-    return fit(ClassificationTask(net, config, n_classes, weights, on_epoch), train, val, seed, trim)
+    return fit(ClassificationTask(net, config, n_classes, weights, on_epoch), train, val, seed, trim,
+               checkpoint)
 
 
 def fit_reconstruction(net: nn.Module, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
-                       config: TrainConfig, seed: int, on_epoch=None) -> dict:
+                       config: TrainConfig, seed: int, on_epoch=None, checkpoint: Path | None = None) -> dict:
     """Train an autoencoder-like ``net`` (returns ``(output, target)``) on mean squared error."""
     from studybench.training.tasks import ReconstructionTask
 
     _prepare(seed)
-    return fit(ReconstructionTask(net, config, on_epoch), train, val, seed)
+    return fit(ReconstructionTask(net, config, on_epoch), train, val, seed, checkpoint=checkpoint)
 
 
 def _prepare(seed: int) -> None:
@@ -129,13 +132,17 @@ def _prepare(seed: int) -> None:
 
 
 def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed: int,
-        trim: bool = False) -> dict:
+        trim: bool = False, checkpoint: Path | None = None) -> dict:
     """Run a task module (``task.net``, ``task.config``, ``task.history``) with early stopping
-    on validation loss; the best epoch's weights are put back into ``task.net``."""
+    on validation loss; the best epoch's weights are put back into ``task.net``.
+
+    With ``checkpoint`` (a file path) the state after every epoch is written there, and a
+    run that finds one resumes from it (an interrupted run loses at most one epoch); the
+    file is deleted when training ends."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from studybench.training.tasks import KeepBest
+    from studybench.training.tasks import KeepBest, LastEpoch
 
     config, net = task.config, task.net
     if config.schedule not in ("plateau", "onecycle"):
@@ -143,6 +150,15 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
 
         raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
     best = KeepBest()
+    train_loader = loader(train, config.batch_size, True, seed, trim)
+    task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints
+    callbacks = [EarlyStopping("val_loss", patience=config.patience), best]
+    resume = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(LastEpoch(checkpoint))
+        resume = checkpoint if checkpoint.is_file() else None
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(config.precision)
     if precision is None:
         from studybench.errors import StudybenchError
@@ -150,8 +166,8 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         raise StudybenchError(f"--set train.precision={config.precision}: expected 32 or bf16")
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator="auto", devices=1, precision=precision,
-        callbacks=[EarlyStopping("val_loss", patience=config.patience), best],
-        deterministic=True, logger=False, enable_checkpointing=False,
+        callbacks=callbacks,
+        deterministic=True, logger=False, enable_checkpointing=checkpoint is not None,
         enable_progress_bar=config.progress, enable_model_summary=False,
         gradient_clip_val=config.grad_clip or None, num_sanity_val_steps=0,
     )
@@ -160,13 +176,29 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         warnings.filterwarnings("ignore", ".*IterableDataset.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
         warnings.filterwarnings("ignore", ".*in eval mode at the start of training.*")  # frozen parts
-        trainer.fit(task, loader(train, config.batch_size, True, seed, trim),
-                    loader(val, config.batch_size, False, seed, trim))
+        val_loader = loader(val, config.batch_size, False, seed, trim)
+        trainer.fit(task, train_loader, val_loader, ckpt_path=_readable(resume), weights_only=True)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     if best.state is not None:
         net.load_state_dict(best.state)
     net.cpu().eval()
     return {"history": task.history, "best_epoch": best.epoch, "best_val_loss": best.best,
             "epochs_run": len(task.history)}
+
+
+def _readable(checkpoint: Path | None) -> Path | None:
+    """``checkpoint`` if it loads as plain tensors and containers (``weights_only``), else None
+    (it is deleted: a damaged checkpoint means training from the start)."""
+    if checkpoint is None:
+        return None
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        logging.getLogger(__name__).warning("%s: cannot resume (%s); training from the start", checkpoint, exc)
+        checkpoint.unlink(missing_ok=True)
+        return None
+    return checkpoint
 
 
 @torch.no_grad()

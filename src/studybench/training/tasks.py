@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Checkpoint
 from torch import nn
 
 from studybench.training.engine import TrainConfig
@@ -56,6 +60,20 @@ class _Task(L.LightningModule):
         self.history.append(row)
         if self.on_epoch:
             self.on_epoch({**row, "max_epochs": self.config.epochs})
+
+    # Resuming: what Lightning does not keep by itself goes into the checkpoint too.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["studybench"] = {
+            "history": self.history, "torch_rng": torch.get_rng_state(),
+            "batches_epoch": getattr(getattr(self, "train_batches", None), "epoch", 0)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("studybench", {})
+        self.history = list(state.get("history", []))
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        if getattr(self, "train_batches", None) is not None:
+            self.train_batches.epoch = int(state.get("batches_epoch", 0))
 
     def configure_optimizers(self):
         c = self.config
@@ -126,10 +144,17 @@ class ReconstructionTask(_Task):
 
 
 class KeepBest(L.Callback):
-    """Keeps the weights of the epoch with the lowest validation loss, in memory."""
+    """Keeps the weights of the epoch with the lowest validation loss, in memory (and in the
+    resume checkpoint)."""
 
     def __init__(self):
         self.best, self.state, self.epoch = float("inf"), None, 0
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
 
     def on_validation_epoch_end(self, trainer, module):
         if trainer.sanity_checking:
@@ -138,4 +163,20 @@ class KeepBest(L.Callback):
         if loss is not None and float(loss) < self.best:
             self.best, self.epoch = float(loss), trainer.current_epoch + 1
             self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+
+
+class LastEpoch(Checkpoint):
+    """Writes the full training state to ``path`` after every epoch, atomically (a temporary
+    file, then a rename), so a killed run resumes from its last finished epoch.
+
+    A :class:`Checkpoint` subclass: Lightning calls it after the module's own epoch-end hook,
+    so the checkpoint holds the epoch's history row."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.path)
 

@@ -49,9 +49,11 @@ class ImageModel:
         torch.manual_seed(self.seed)
         return self.make_net(self.recipe, n_classes, image_size)
 
-    def fit(self, train, val, prepare: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+    def fit(self, train, val, prepare: Callable[[nn.Module], None] | None = None,
+            checkpoint: Path | None = None) -> dict[str, Any]:
         """Train on ``train`` (an ImageSet), select on ``val``. ``prepare(net)`` may load
-        pretrained parts before training (the transfer arms)."""
+        pretrained parts before training (the transfer arms); ``checkpoint`` is a file to
+        save each epoch to and resume from."""
         self.classes_ = list(train.classes)
         self.image_size_ = int(train.images.shape[-1])
         self.net_ = self._build(len(self.classes_), self.image_size_)
@@ -64,10 +66,12 @@ class ImageModel:
         self.n_trainable_ = sum(p.numel() for p in self.net_.parameters() if p.requires_grad)
         if self.task == "reconstruction":
             result = fit_reconstruction(self.net_, _tensors(train, False), _tensors(val, False),
-                                        self.train_config, self.seed, on_epoch=self.on_epoch)
+                                        self.train_config, self.seed, on_epoch=self.on_epoch,
+                                        checkpoint=checkpoint)
         else:
             result = fit_classifier(self.net_, _tensors(train), _tensors(val), len(self.classes_),
-                                    self.train_config, self.seed, on_epoch=self.on_epoch)
+                                    self.train_config, self.seed, on_epoch=self.on_epoch,
+                                    checkpoint=checkpoint)
         self.history_ = result.pop("history")
         return {**result, "n_params": self.n_params_, "n_trainable": self.n_trainable_}
 

@@ -102,7 +102,9 @@ class NeuralTextModel:
             tensors["y"] = torch.tensor([lookup[c] for c in frame["label"]], dtype=torch.long)
         return tensors
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> dict[str, Any]:
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, checkpoint: Path | None = None) -> dict[str, Any]:
+        """Learn the encoding, artists and network on ``train``, select on ``val``.
+        ``checkpoint``: a file to save each epoch to and resume from (see the engine)."""
         p = self.params
         self.encoder_ = TextEncoder(p.max_words, p.max_len, p.min_count, p.ngram_max).fit(
             train["text"].tolist())
@@ -117,7 +119,7 @@ class NeuralTextModel:
         trim = not getattr(self.net_.trunk, "fixed_length", True)
         result = fit_classifier(self.net_, self._tensors(train, True), self._tensors(val, True),
                                 len(self.classes_), p.train, self.seed, trim=trim,
-                                on_epoch=self.on_epoch)
+                                on_epoch=self.on_epoch, checkpoint=checkpoint)
         self.history_ = result.pop("history")
         return {**result, "vocab_size": self.encoder_.vocab_size_, "n_params": self.n_params_,
                 "n_artists": len(self.artists_) if self.features == "lyrics+artist" else 0,
