@@ -107,6 +107,18 @@ def _count(n) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
+MLFLOW_HELP = ("Also log every run to MLflow, in a SQLite store inside --out "
+               "(see it with: mlflow ui --backend-store-uri sqlite:///OUT/mlflow.db).")
+
+
+def _tracker(enabled: bool, uri: Optional[str], out: Path, experiment: str):
+    if not enabled and uri is None:
+        return None  # MLflow is not even imported
+    from studybench.tracking import MlflowTracker
+
+    return MlflowTracker(uri, out, experiment)
+
+
 @run_app.command("lyrics")
 def run_lyrics_command(
     data: Annotated[Path, typer.Option(help="Labelled lyrics CSV (Kaggle train/test, tcc_ceds, mlgc, or mapped with --set data.columns.*).")],
@@ -119,13 +131,16 @@ def run_lyrics_command(
     set_: Annotated[list[str], typer.Option("--set", help="Override a setting, e.g. split.test_size=0.25 or model.C=2 (repeatable).")] = [],
     config: Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/lyrics"),
+    mlflow: Annotated[bool, typer.Option("--mlflow", help=MLFLOW_HELP)] = False,
+    mlflow_uri: Annotated[Optional[str], typer.Option(help="Log to this MLflow tracking URI instead (implies --mlflow).")] = None,
 ) -> None:
     """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
     from studybench.studies.lyrics import run_lyrics
 
     with _user_errors(), _progress() as progress:
         table = run_lyrics(data, test_data, models, features, split, seeds, preset,
-                           _overrides(set_, config), out, progress, log=_log)
+                           _overrides(set_, config), out, progress, log=_log,
+                           tracker=_tracker(mlflow, mlflow_uri, out, "studybench-lyrics"))
     _print_lyrics(table, out)
     _write_report(out)
 
@@ -185,6 +200,8 @@ def run_images_command(
     config: Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Download cache (default $STUDYBENCH_CACHE or ~/.cache/studybench).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/images"),
+    mlflow: Annotated[bool, typer.Option("--mlflow", help=MLFLOW_HELP)] = False,
+    mlflow_uri: Annotated[Optional[str], typer.Option(help="Log to this MLflow tracking URI instead (implies --mlflow).")] = None,
 ) -> None:
     """Train block-1 models on the first class block, then every transfer arm at every
     training fraction on the second; print block-1 test metrics and the transfer table."""
@@ -192,7 +209,8 @@ def run_images_command(
 
     with _user_errors(), _progress() as progress:
         block1, transfer = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
-                                      out, cache, progress, log=_log)
+                                      out, cache, progress, log=_log,
+                                      tracker=_tracker(mlflow, mlflow_uri, out, "studybench-images"))
     print_image_tables(block1, transfer)
     out_console.print(f"runs and results.csv in {out}")
     _write_report(out)

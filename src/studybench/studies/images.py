@@ -103,6 +103,7 @@ def run_images(
     cache: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    tracker=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Block-1 models and block-2 transfer arms for every seed; returns
     ``(block1_table, transfer_table)``. ``data`` is a folder, images already loaded
@@ -186,6 +187,8 @@ def run_images(
             progress(run_id, i, len(jobs))
         run_dir = out / "runs" / run_id
         if run_dir.is_dir():
+            if tracker:
+                tracker.log_run(run_dir)
             continue
         report = None
         if progress:
@@ -194,6 +197,8 @@ def run_images(
                 progress(f"{run_id} · epoch {row['epoch']}/{row['max_epochs']} · "
                          f"{metric.replace('_', ' ')} {row.get(metric, float('nan')):.3f}", i, len(jobs))
         _execute(run_dir, job, blocks, config, params, block_info, report)
+        if tracker:
+            tracker.log_run(run_dir)
         write_csv(out / "results.csv", collect_image_results(out))
     if progress:
         progress("", len(jobs), len(jobs))

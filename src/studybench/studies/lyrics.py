@@ -114,11 +114,13 @@ def run_lyrics(
     out: str | Path = "runs/lyrics",
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    tracker=None,
 ) -> pd.DataFrame:
     """Train and test every (model x features x seed); return the summary table.
 
     Finished runs already in ``out`` are reused, not recomputed. ``overrides`` are
     dotted keys as given to ``--set`` (``model.*`` keys go to the models that have them).
+    ``tracker`` (e.g. :class:`studybench.tracking.MlflowTracker`) gets every finished run folder.
     """
     run_over, model_over = split_overrides(dict(overrides or {}))
     if split is not None:
@@ -181,6 +183,8 @@ def run_lyrics(
             progress(run_id, i, len(jobs))
         run_dir = out / "runs" / run_id
         if run_dir.is_dir():
+            if tracker:
+                tracker.log_run(run_dir)  # finished earlier; logged unless it was then
             continue  # finished earlier: a run folder exists only once complete
         if seed not in splits:
             test_frame = test_loaded.frame if test_loaded else None
@@ -192,6 +196,8 @@ def run_lyrics(
                          f"{row.get('val_macro_f1', float('nan')):.3f}", i, len(jobs))
         _execute(run_dir, run_id, record, spec, params[spec.name], splits[seed], train_data, test_loaded,
                  report)
+        if tracker:
+            tracker.log_run(run_dir)
         write_csv(out / "results.csv", collect_results(out))  # kept current if interrupted
     if progress:
         progress("", len(jobs), len(jobs))
