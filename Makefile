@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean results
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Rewrite the README's results section from finished run folders (no numbers typed by hand):
+#   make results RUNS=path/to/study-output
+results: $(STAMP)
+	@test -n "$(RUNS)" || { echo "usage: make results RUNS=<a study's --out folder>"; exit 2; }
+	$(BIN)/studybench report $(RUNS) --readme README.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -258,13 +258,16 @@ def print_image_tables(block1, transfer) -> None:
 def report(
     runs_dir: Annotated[Path, typer.Argument(help="A study's --out folder (or a folder holding several).")],
     out: Annotated[Optional[Path], typer.Option(help="Where report.html, report.md and figures/ go (default: RUNS_DIR).")] = None,
+    readme: Annotated[Optional[Path], typer.Option(help="Also rewrite this README's results section (between <!-- results:start --> and <!-- results:end -->) from the runs.")] = None,
 ) -> None:
     """Build report.html (figures embedded) and report.md from run folders, without retraining."""
-    from studybench.reporting.report import build_report
+    from studybench.reporting.report import build_report, update_readme
 
     with _user_errors():
         page = build_report(runs_dir, out)
-    out_console.print(f"report: {page} (and report.md)")
+        if readme is not None:
+            update_readme(readme, runs_dir)
+    out_console.print(f"report: {page} (and report.md)" + (f"; results section of {readme} rewritten" if readme else ""))
 
 
 @app.command()

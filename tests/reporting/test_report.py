@@ -143,3 +143,20 @@ def test_reporting_never_imports_models_or_training(study, tmp_path):
             "'studybench.training', 'sklearn'))]; print(bad); assert not bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_results_section_is_generated(study, tmp_path):
+    from studybench.reporting.report import update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nintro\n\n<!-- results:start -->\nold numbers 0.999\n<!-- results:end -->\n\nafter\n")
+    update_readme(readme, study)
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nintro\n\n<!-- results:start -->") and text.endswith("<!-- results:end -->\n\nafter\n")
+    assert "old numbers" not in text and "| tfidf_logreg | lyrics | tuned | 3 |" in text
+    assert "studybench run lyrics" in text and "![" not in text  # commands, no figures
+    update_readme(readme, study)
+    assert readme.read_text().count("<!-- results:start -->") == 1  # idempotent
+    (tmp_path / "plain.md").write_text("no markers")
+    with pytest.raises(StudybenchError, match="no <!-- results:start -->"):
+        update_readme(tmp_path / "plain.md", study)
