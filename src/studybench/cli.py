@@ -285,6 +285,69 @@ def evaluate(
     sys.stdout.write("\n")
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (OUT/runs/<run id>).")],
+    out: Annotated[Path, typer.Option(help="New folder for the bundle.")],
+) -> None:
+    """Export a run's model as a self-contained bundle (weights, preprocessing, classes, model card)."""
+    from studybench.bundles import export_bundle
+
+    with _user_errors():
+        folder = export_bundle(run_dir, out)
+    out_console.print(f"bundle: {folder} (model card: {folder / 'README.md'})")
+
+
+@app.command("predict")
+def predict_command(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder made by `studybench export`.")],
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Lyrics: text files (one song each), CSV files (one song per row) or - for stdin. Images: image files or folders.")] = None,
+    top_k: Annotated[int, typer.Option(help="How many classes to show per input.")] = 3,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    text_column: Annotated[Optional[str], typer.Option(help="CSV column with the lyrics (default: lyrics/lyric/text).")] = None,
+    artist_column: Annotated[Optional[str], typer.Option(help="CSV column with the artist (default: artist/artist_name, if present).")] = None,
+    artist: Annotated[Optional[str], typer.Option(help="The artist of every song read from text files or stdin.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inputs scored at once.")] = 256,
+) -> None:
+    """Predict with a bundle: the top classes and their probabilities for each input."""
+    from studybench.bundles import load_bundle
+    from studybench.predict import predict
+
+    if output not in ("table", "json", "csv"):
+        err_console.print(f"[bold red]error:[/] --format {output}: expected table, json or csv")
+        raise typer.Exit(2)
+    with _user_errors():
+        loaded = load_bundle(bundle)
+        bar = Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), console=err_console,
+                       transient=True, disable=not err_console.is_terminal)
+        with bar:
+            task = bar.add_task("predict", total=None)
+            names, results, kind = predict(loaded, list(inputs or []), top_k, batch_size, text_column,
+                                           artist_column, artist,
+                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if output == "json":
+        json.dump([{"input": n, "predictions": [{"class": c, kind: round(p, 6)} for c, p in r]}
+                   for n, r in zip(names, results)], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif output == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        k = len(results[0]) if results else 0
+        writer.writerow(["input"] + [f"{col}_{i + 1}" for i in range(k) for col in ("class", kind)])
+        for name, row in zip(names, results):
+            writer.writerow([name] + [v for c, p in row for v in (c, f"{p:.6f}")])
+    else:
+        view = Table(title=f"{loaded.meta['model']} ({loaded.meta['features']}): top {top_k} "
+                           f"{'probabilities' if kind == 'probability' else 'scores'}", title_justify="left")
+        view.add_column("input")
+        for i in range(len(results[0]) if results else 0):
+            view.add_column(f"#{i + 1}")
+        for name, row in zip(names, results):
+            view.add_row(name, *(f"{c} {p:.3f}" for c, p in row))
+        out_console.print(view)
+
+
 # The classical models and the fastest neural one keep the demo under 2 minutes on 2 cores.
 DEMO_MODELS = "majority,tfidf_logreg,tfidf_linear_svm,decision_tree,embedding_bag"
 # The image half: every image model and transfer arm, small networks, a short budget.
