@@ -348,6 +348,23 @@ def predict_command(
         out_console.print(view)
 
 
+@app.command()
+def serve(
+    bundles: Annotated[list[Path], typer.Argument(help="One or more bundle folders (`studybench export`).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve bundles over HTTP: a web page at /, JSON endpoints, and the OpenAPI schema at /docs."""
+    from studybench.serve import create_app
+
+    with _user_errors():
+        app_ = create_app(bundles)
+    import uvicorn
+
+    out_console.print(f"studybench serving {len(bundles)} model(s) at http://{host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 # The classical models and the fastest neural one keep the demo under 2 minutes on 2 cores.
 DEMO_MODELS = "majority,tfidf_logreg,tfidf_linear_svm,decision_tree,embedding_bag"
 # The image half: every image model and transfer arm, small networks, a short budget.
