@@ -54,6 +54,7 @@ class CnnParams(ImageParams):
     dropout: float = 0.5  # after each Dense layer (the study's)
     output: str = "softmax"  # softmax | sigmoid (the study's sigmoid output under the categorical loss)
     skip: bool = False  # the study's cnn_skip: block 2 and 3 features concatenated into the head
+    tta_flip: bool = False  # at evaluation, average the logits of the image and its mirror image
 
 
 class ConvBlock(nn.Module):
@@ -162,14 +163,18 @@ def make_head(p: CnnParams, trunk: ConvTrunk, n_classes: int) -> nn.Module:
 
 
 class ImageClassifier(nn.Module):
-    """raw uint8 images -> logits: preprocess, trunk, head."""
+    """raw uint8 images -> logits: preprocess, trunk, head (and, if asked, the mean with the
+    mirrored image's logits at evaluation: test-time flip augmentation)."""
 
-    def __init__(self, preprocess: Preprocess, trunk: nn.Module, head: nn.Module):
+    def __init__(self, preprocess: Preprocess, trunk: nn.Module, head: nn.Module, tta_flip: bool = False):
         super().__init__()
-        self.preprocess, self.trunk, self.head = preprocess, trunk, head
+        self.preprocess, self.trunk, self.head, self.tta_flip = preprocess, trunk, head, tta_flip
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(self.preprocess(images)))
+        logits = self.head(self.trunk(self.preprocess(images)))
+        if self.tta_flip and not self.training:
+            logits = (logits + self.head(self.trunk(self.preprocess(images.flip(3))))) / 2
+        return logits
 
 
 def preprocess_for(p: ImageParams) -> Preprocess:
@@ -179,7 +184,7 @@ def preprocess_for(p: ImageParams) -> Preprocess:
 def make_cnn(p: CnnParams, n_classes: int, image_size: int = 32) -> ImageClassifier:
     """The classifier network for ``p`` (weights drawn from torch's current seed)."""
     trunk = ConvTrunk(p, image_size)
-    return ImageClassifier(preprocess_for(p), trunk, make_head(p, trunk, n_classes))
+    return ImageClassifier(preprocess_for(p), trunk, make_head(p, trunk, n_classes), p.tta_flip)
 
 
 # --------------------------------------------------------------------------- registry
