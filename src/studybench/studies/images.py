@@ -44,7 +44,13 @@ from studybench.records import (
     write_json,
 )
 from studybench.studies.image_results import collect_image_results, summarize_images
-from studybench.studies.lyrics import _model_overrides, _parse_list, _seed, checkpoint_path, seed_everything
+from studybench.studies.common import (
+    check_model_overrides,
+    checkpoint_path,
+    parse_list,
+    parse_seeds,
+    seed_everything,
+)
 
 AUTOENCODER = "conv_autoencoder"
 
@@ -113,7 +119,7 @@ def run_images(
         run_over["data.dataset"] = dataset
     config: ImagesConfig = apply_overrides(ImagesConfig(), run_over)
     t = config.transfer
-    names = _parse_list(models, "models") if models else registry.names("images")
+    names = parse_list(models, "models") if models else registry.names("images")
     specs = [registry.get(n) for n in names]
     for spec in specs:
         if spec.study != "images":
@@ -133,10 +139,8 @@ def run_images(
     if any("ae" in NEEDS[a] for a in t.arms) and not t.ae_source:
         needed.add(AUTOENCODER)
     specs += [registry.get(n) for n in sorted(needed - {s.name for s in specs})]
-    _model_overrides(specs, model_over)
-    seed_list = [_seed(s) for s in _parse_list(seeds if isinstance(seeds, str) else [str(s) for s in seeds], "seeds")]
-    if len(set(seed_list)) != len(seed_list):
-        raise StudybenchError("--seeds: a seed is given twice; each seed is one run")
+    check_model_overrides(specs, model_over)
+    seed_list = parse_seeds(seeds)
     if preset not in registry.PRESETS:
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {s.name: s.resolve(preset, {k: v for k, v in model_over.items() if s.knows(k)}) for s in specs}

@@ -7,7 +7,6 @@ and returns the table of test accuracy and macro-F1 (mean +- std over seeds);
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,13 @@ from studybench.records import (
     record_plan,
     write_csv,
     write_json,
+)
+from studybench.studies.common import (
+    check_model_overrides,
+    checkpoint_path,
+    parse_list,
+    parse_seeds,
+    seed_everything,
 )
 from studybench.studies.results import collect_results, summarize
 
@@ -76,32 +82,6 @@ def load_clean(path: str | Path, config: LyricsConfig) -> LoadedData:
     return LoadedData(file, frame, report, file_digest(path))
 
 
-def seed_everything(seed: int) -> None:
-    """Seed every generator a run can touch (scikit-learn models also get ``random_state``)."""
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-def _parse_list(value: str | Sequence[str] | None, what: str) -> list[str]:
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    items = [i.strip() for i in items if str(i).strip()]
-    if not items:
-        raise StudybenchError(f"--{what}: empty list")
-    return items
-
-
-def _model_overrides(specs: list[registry.ModelSpec], overrides: dict[str, Any]) -> None:
-    for key in overrides:
-        if not any(spec.knows(key) for spec in specs):
-            shown = key if key.startswith("train.") else f"model.{key}"
-            raise StudybenchError(
-                f"--set {shown}: unknown key for {', '.join(s.name for s in specs)} "
-                "(`studybench list --params` shows each model's keys)"
-            )
-
-
 def run_lyrics(
     data: str | Path,
     test_data: str | Path | None = None,
@@ -135,20 +115,17 @@ def run_lyrics(
         raise StudybenchError("--split file needs --test-data FILE")
     if test_data and kind != "file":
         raise StudybenchError(f"--test-data is used only with --split file (got --split {kind})")
-    names = _parse_list(models, "models") if models else registry.names("lyrics")
+    names = parse_list(models, "models") if models else registry.names("lyrics")
     specs = [registry.get(n) for n in names]
     for spec in specs:
         if spec.study != "lyrics":
             raise StudybenchError(f"model {spec.name!r} belongs to the {spec.study} study, not lyrics")
-    _model_overrides(specs, model_over)
-    feature_sets = _parse_list(features, "features")
+    check_model_overrides(specs, model_over)
+    feature_sets = parse_list(features, "features")
     for fs in feature_sets:
         if fs not in FEATURE_SETS:
             raise StudybenchError(f"--features {fs}: unknown feature set (known: {', '.join(FEATURE_SETS)})")
-    seed_list = [_seed(s) for s in _parse_list(seeds if isinstance(seeds, str) else [str(s) for s in seeds], "seeds")]
-    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
-    if repeated:
-        raise StudybenchError(f"--seeds: {', '.join(map(str, repeated))} given twice; each seed is one run")
+    seed_list = parse_seeds(seeds)
     if preset not in registry.PRESETS:
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {spec.name: spec.resolve(preset, {k: v for k, v in model_over.items() if spec.knows(k)})
@@ -207,16 +184,6 @@ def run_lyrics(
     return summarize(mine)
 
 
-def _seed(value: str) -> int:
-    try:
-        seed = int(value)
-    except ValueError:
-        raise StudybenchError(f"--seeds {value!r}: expected whole numbers such as 0,1,2") from None
-    if not 0 <= seed < 2**32:  # the range NumPy and scikit-learn accept
-        raise StudybenchError(f"--seeds {value}: a seed must lie between 0 and 4294967295")
-    return seed
-
-
 def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec, params: Any,
              split: LyricsSplit, train_data: LoadedData, test_data: LoadedData | None,
              on_epoch: Callable[[dict], None] | None = None) -> None:
@@ -254,11 +221,6 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
             "n_params": int(model.n_params_),
         })
-
-
-def checkpoint_path(run_dir: Path) -> Path:
-    """Where a run's training state waits between epochs: ``OUT/checkpoints/<run id>.ckpt``."""
-    return run_dir.parent.parent / "checkpoints" / f"{run_dir.name}.ckpt"
 
 
 def _predict(model, frame: pd.DataFrame) -> tuple[np.ndarray, str, np.ndarray, float]:

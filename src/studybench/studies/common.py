@@ -1,0 +1,66 @@
+"""What both studies share: argument parsing, seeding, where checkpoints go."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studybench import registry
+from studybench.errors import StudybenchError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run can touch (scikit-learn models also get ``random_state``)."""
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def parse_list(value: str | Sequence[str] | None, what: str) -> list[str]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]``; an empty list is an error naming ``--what``."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [i.strip() for i in items if str(i).strip()]
+    if not items:
+        raise StudybenchError(f"--{what}: empty list")
+    return items
+
+
+def check_model_overrides(specs: list[registry.ModelSpec], overrides: dict[str, Any]) -> None:
+    """Every ``model.*``/``train.*`` key must belong to at least one selected model."""
+    for key in overrides:
+        if not any(spec.knows(key) for spec in specs):
+            shown = key if key.startswith("train.") else f"model.{key}"
+            raise StudybenchError(
+                f"--set {shown}: unknown key for {', '.join(s.name for s in specs)} "
+                "(`studybench list --params` shows each model's keys)"
+            )
+
+
+def parse_seed(value: str) -> int:
+    """One seed from the command line, in the range NumPy and scikit-learn accept."""
+    try:
+        seed = int(value)
+    except ValueError:
+        raise StudybenchError(f"--seeds {value!r}: expected whole numbers such as 0,1,2") from None
+    if not 0 <= seed < 2**32:  # the range NumPy and scikit-learn accept
+        raise StudybenchError(f"--seeds {value}: a seed must lie between 0 and 4294967295")
+    return seed
+
+
+def parse_seeds(seeds: str | Sequence[int]) -> list[int]:
+    """``"0,1,2"`` or ``[0, 1, 2]`` -> distinct seeds; a repeated or bad seed is an error."""
+    seed_list = [parse_seed(s) for s in parse_list(seeds if isinstance(seeds, str) else [str(s) for s in seeds], "seeds")]
+    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
+    if repeated:
+        raise StudybenchError(f"--seeds: {', '.join(map(str, repeated))} given twice; each seed is one run")
+    return seed_list
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run's training state waits between epochs: ``OUT/checkpoints/<run id>.ckpt``."""
+    return run_dir.parent.parent / "checkpoints" / f"{run_dir.name}.ckpt"
