@@ -48,6 +48,7 @@ class Collected:
     interrupted: list[str] = field(default_factory=list)  # a checkpoint or <run>.partial left behind
     missing: list[str] = field(default_factory=list)  # planned by a command, never finished
     commands: list[str] = field(default_factory=list)  # the command lines that made the runs
+    planned: bool = False  # a plan.json was found (so unfinished runs can be named)
 
 
 def _read_json(path: Path) -> dict:
@@ -111,6 +112,7 @@ def collect(root: str | Path) -> Collected:
             result.interrupted += [p.name[: -len(".ckpt")] for p in sorted(checkpoints.glob("*.ckpt"))]
         plan = runs.parent / "plan.json"
         if plan.is_file():
+            result.planned = True
             try:
                 entries = _read_json(plan).get("commands", [])
             except (OSError, ValueError):

@@ -92,7 +92,10 @@ def _protocol(c: Collected) -> Section:
         status.append(f"{len(c.interrupted)} runs were interrupted mid-training: " + ", ".join(c.interrupted))
     if c.problems:
         status.append("Unreadable run folders, left out: " + "; ".join(c.problems))
-    s.text(" ".join(status) if status else "Every planned run finished; no run folder was unreadable.")
+    if not status:
+        status.append("Every planned run finished; no run folder was unreadable." if c.planned else
+                      "No run plan (plan.json) was recorded with these runs, so unfinished runs cannot be listed.")
+    s.text(" ".join(status))
     return s
 
 
@@ -129,7 +132,7 @@ def _lyrics(c: Collected) -> list[Section]:
     for (split, data), part in groups:
         s = Section(f"Lyrics → genre: {data}, {split} split")
         s.text(f"Test metrics, mean ± sample std over seeds; sorted by macro-F1. 'Study (val.)' is the "
-               f"study's own *validation accuracy* of its network (the seed preset) on its data (Kaggle, 10 "
+               f"study's own validation accuracy of its network (the seed preset) on its data (Kaggle, 10 "
                f"genres, random split), for context only.")
         rows = [(r.model, r.features, r.preset, r.seeds, _pm(r.accuracy, r.accuracy_std),
                  _pm(r.macro_f1, r.macro_f1_std), f"{r.fit_seconds:.1f}",
@@ -282,7 +285,8 @@ CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border-bottom:1px solid #ddd;padding:.3em .7em;text-align:left}th{background:#f4f4f4}
 td:nth-child(n+4){font-variant-numeric:tabular-nums}img{max-width:100%;height:auto;margin:.5em 0;
-display:block}h1{margin-bottom:.2em}.meta{color:#666;font-size:.9em}code{background:#f4f4f4;padding:0 .2em}"""
+display:block}h1{margin-bottom:.2em}.meta{color:#666;font-size:.9em}
+code{background:#f4f4f4;padding:0 .2em;overflow-wrap:anywhere}"""
 
 
 def _inline(text: str) -> str:
