@@ -81,7 +81,14 @@ def _protocol(c: Collected) -> Section:
                          + ", ".join(f"{k} {v}" for k, v in packages.items())),
             ("git commit", str(env.get("git", {}).get("commit", "unknown"))[:12])]
     s.table(["", ""], rows)
-    commands = c.commands or sorted({" ".join(r.environment.get("argv", [])) for r in runs} - {""})
+    def shown(argv: list[str]) -> str:  # "/path/.venv/bin/studybench run ..." -> "studybench run ..."
+        argv = list(argv)
+        if argv and Path(argv[0]).name == "studybench":
+            argv[0] = "studybench"
+        return " ".join(argv)
+
+    recorded = sorted({shown(r.environment.get("argv", [])) for r in runs} - {""})
+    commands = list(dict.fromkeys(c.commands + [cmd for cmd in recorded if cmd not in c.commands]))
     if commands:
         s.text("Commands: " + " · ".join(f"`{cmd}`" for cmd in commands))
     status = []
@@ -359,7 +366,7 @@ def readme_results(runs_dir: str | Path) -> str:
         blocks = [b for b in s.blocks if b[0] != "figure"]
         kept.append(Section(s.title, 3, blocks))
     text, _ = render_markdown("", kept)
-    return text.lstrip("# \n")
+    return text.split("\n", 2)[2]  # drop the empty title line and the blank after it
 
 
 def update_readme(readme: str | Path, runs_dir: str | Path) -> None:
