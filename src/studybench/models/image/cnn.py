@@ -209,7 +209,7 @@ _TUNED = {"scale": "standard", "crop_padding": 2, "flip": True, "padding": "same
 
 _FEATURES = ("images",)
 for _name, _summary, _seed, _tuned in [
-    ("cnn_basic", "3 conv blocks (64, 128, 256) + Dense 512, 256; tuned: 2 convs per block, max-pooled",
+    ("cnn_basic", "3 conv blocks (64, 128, 256) + Dense 512, 256; tuned: 2 convs per block (32, 64, 128), max-pooled",
      {}, {}),
     ("cnn_tanh", "cnn_basic with tanh in every hidden layer", {"activation": "tanh"}, {"activation": "tanh"}),
     ("cnn_sigmoid_out", "cnn_basic with a sigmoid output layer under the categorical loss",
