@@ -107,8 +107,13 @@ def _count(n) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
-MLFLOW_HELP = ("Also log every run to MLflow, in a SQLite store inside --out "
-               "(see it with: mlflow ui --backend-store-uri sqlite:///OUT/mlflow.db).")
+# Options both `run` commands take.
+PresetOption = Annotated[str, typer.Option(help="seed: the study's settings; tuned: the good default.")]
+ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")]
+MlflowOption = Annotated[bool, typer.Option(
+    "--mlflow", help="Also log every run to MLflow, in a SQLite store inside --out "
+                     "(see it with: mlflow ui --backend-store-uri sqlite:///OUT/mlflow.db).")]
+MlflowUriOption = Annotated[Optional[str], typer.Option(help="Log to this MLflow tracking URI instead (implies --mlflow).")]
 
 
 def _tracker(enabled: bool, uri: Optional[str], out: Path, experiment: str):
@@ -127,12 +132,12 @@ def run_lyrics_command(
     features: Annotated[str, typer.Option(help="Comma-separated feature sets: lyrics, lyrics+artist.")] = "lyrics,lyrics+artist",
     split: Annotated[Optional[str], typer.Option(help="random (song level, artists leak), artist (no artist in two parts) or file (test = --test-data).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each changes the split and the model's randomness.")] = "0,1,2",
-    preset: Annotated[str, typer.Option(help="seed: the study's settings; tuned: the good default.")] = "tuned",
+    preset: PresetOption = "tuned",
     set_: Annotated[list[str], typer.Option("--set", help="Override a setting, e.g. split.test_size=0.25 or model.C=2 (repeatable).")] = [],
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")] = None,
+    config: ConfigOption = None,
     out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/lyrics"),
-    mlflow: Annotated[bool, typer.Option("--mlflow", help=MLFLOW_HELP)] = False,
-    mlflow_uri: Annotated[Optional[str], typer.Option(help="Log to this MLflow tracking URI instead (implies --mlflow).")] = None,
+    mlflow: MlflowOption = False,
+    mlflow_uri: MlflowUriOption = None,
 ) -> None:
     """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
     from studybench.studies.lyrics import run_lyrics
@@ -195,13 +200,13 @@ def run_images_command(
     dataset: Annotated[str, typer.Option(help="auto (from the folder), cifar10, cifar100 or folder.")] = "auto",
     models: Annotated[Optional[str], typer.Option(help="Comma-separated block-1 models (default: all; see `studybench list`).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each changes the validation split, the fractions and the initialisation.")] = "0,1,2",
-    preset: Annotated[str, typer.Option(help="seed: the study's settings; tuned: the good default.")] = "tuned",
+    preset: PresetOption = "tuned",
     set_: Annotated[list[str], typer.Option("--set", help="Override a setting, e.g. data.blocks=2, data.train_fraction=0.1, transfer.fractions=0.1,1.0, transfer.arms=scratch,cnn_finetune, train.epochs=5 (repeatable).")] = [],
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of settings to override (before --set).")] = None,
+    config: ConfigOption = None,
     cache: Annotated[Optional[Path], typer.Option(help="Download cache (default $STUDYBENCH_CACHE or ~/.cache/studybench).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/images"),
-    mlflow: Annotated[bool, typer.Option("--mlflow", help=MLFLOW_HELP)] = False,
-    mlflow_uri: Annotated[Optional[str], typer.Option(help="Log to this MLflow tracking URI instead (implies --mlflow).")] = None,
+    mlflow: MlflowOption = False,
+    mlflow_uri: MlflowUriOption = None,
 ) -> None:
     """Train block-1 models on the first class block, then every transfer arm at every
     training fraction on the second; print block-1 test metrics and the transfer table."""

@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from studybench.errors import StudybenchError
+
 PACKAGES = ("studybench", "numpy", "pandas", "scikit-learn", "scipy", "skops", "torch", "stopwordsiso")
 
 
@@ -38,6 +40,19 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_model_json(path: str | Path, version: int, what: str, kind: str | None = None) -> dict:
+    """A saved model's ``model.json``; unreadable, of another format version (or of another
+    ``kind``) is a one-line error naming ``what`` ("model", "image model")."""
+    try:
+        meta = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise StudybenchError(f"{path}: not a readable model description ({exc})") from None
+    if meta.get("format_version") != version or (kind is not None and meta.get("kind") != kind):
+        raise StudybenchError(f"{path}: {what} format {meta.get('format_version')} is not supported "
+                              f"(this studybench reads {version})")
+    return meta
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:

@@ -65,6 +65,7 @@ class Problem(BaseModel):
 def create_app(bundle_paths: list[str | Path]):
     """The service for the bundles at ``bundle_paths`` (each one is named by its folder)."""
     from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
 
     if not bundle_paths:
@@ -92,8 +93,6 @@ def create_app(bundle_paths: list[str | Path]):
     async def unexpected(request: Request, exc: Exception):  # a bug: say so, without the trace
         logging.getLogger("studybench.serve").exception("unexpected error on %s", request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
-
-    from fastapi.exceptions import RequestValidationError
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

@@ -9,8 +9,6 @@ pickle is involved in saving or loading.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from torch import nn
 
 from studybench.config import to_dict
 from studybench.errors import StudybenchError
+from studybench.records import read_model_json, write_json
 from studybench.training.engine import TrainConfig, fit_classifier, fit_reconstruction, predict_proba
 
 FORMAT_VERSION = 1
@@ -102,9 +101,7 @@ class ImageModel:
         meta = {"format_version": FORMAT_VERSION, "kind": self.kind, "task": self.task,
                 "recipe": self.recipe, "seed": self.seed, "classes": self.classes_,
                 "image_size": self.image_size_}
-        tmp = folder / ".model.json.tmp"
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, folder / "model.json")
+        write_json(folder / "model.json", meta)
         return "model.json"
 
     @classmethod
@@ -112,13 +109,7 @@ class ImageModel:
         from safetensors.torch import load_file
 
         path = Path(path)
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise StudybenchError(f"{path}: not a readable model description ({exc})") from None
-        if meta.get("format_version") != FORMAT_VERSION or meta.get("kind") != cls.kind:
-            raise StudybenchError(f"{path}: image model format {meta.get('format_version')} is not "
-                                  f"supported (this studybench reads {FORMAT_VERSION})")
+        meta = read_model_json(path, FORMAT_VERSION, "image model", kind=cls.kind)
         model = cls(meta["recipe"], make_net, TrainConfig(), meta["seed"], meta["task"])
         model.classes_, model.image_size_ = meta["classes"], meta["image_size"]
         model.net_ = model._build(len(model.classes_), model.image_size_)

@@ -12,8 +12,6 @@ training, prediction and storage as safetensors + JSON (no pickle).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from studybench.config import from_dict, to_dict
 from studybench.data.embeddings import load_glove
 from studybench.data.text import TextEncoder
 from studybench.errors import StudybenchError
+from studybench.records import read_model_json, write_json
 from studybench.models.heads import ClassifierHead, TextClassifier
 from studybench.training.engine import TrainConfig, fit_classifier, predict_proba
 
@@ -141,9 +140,7 @@ class NeuralTextModel:
                 "seed": self.seed, "params": to_dict(self.params), "classes": self.classes_,
                 "artists": self.artists_, "encoder": self.encoder_.to_state(),
                 "vector_coverage": self.coverage_}
-        tmp = folder / ".model.json.tmp"
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, folder / "model.json")
+        write_json(folder / "model.json", meta)
         return "model.json"
 
     @classmethod
@@ -153,13 +150,7 @@ class NeuralTextModel:
         from studybench import registry
 
         path = Path(path)
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise StudybenchError(f"{path}: not a readable model description ({exc})") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise StudybenchError(f"{path}: model format {meta.get('format_version')} is not supported "
-                                  f"(this studybench reads {FORMAT_VERSION})")
+        meta = read_model_json(path, FORMAT_VERSION, "model")
         spec = registry.get(meta["model"])
         model = cls(meta["model"], spec.build.make_trunk, from_dict(spec.params, meta["params"]),
                     meta["features"], meta["seed"])
