@@ -174,6 +174,19 @@ def test_transfer_arms_start_from_the_block1_weights(sources, arm):
     assert scores.shape == (6, 2)
 
 
+def test_transfer_budget_is_the_same_for_every_arm(sources):
+    cnn, ae = sources  # tuned: train.epochs 2 here, transfer_epochs 10 caps nothing
+    for arm in ("scratch", "cnn_finetune", "ae_frozen"):
+        assert transfer_model(arm, cnn, ae, 0)[0].train_config.epochs == 2
+        assert transfer_model(arm, cnn, ae, 0, epochs=5)[0].train_config.epochs == 5
+    long = registry.get("cnn_basic").build(registry.get("cnn_basic").resolve("tuned", {"train.epochs": 16}),
+                                           "images", 0)
+    for arm in ("scratch", "cnn_frozen", "cnn_ae_concat"):
+        assert transfer_model(arm, long, ae, 0)[0].train_config.epochs == 10  # the tuned cap
+    seed = registry.get("cnn_basic").build(registry.get("cnn_basic").resolve("seed", {}), "images", 0)
+    assert transfer_model("scratch", seed, ae, 0)[0].train_config.epochs == 40  # the study's own budget
+
+
 def test_transfer_needs_the_right_sources(sources):
     cnn, ae = sources
     with pytest.raises(StudybenchError, match="needs a block-1 autoencoder"):

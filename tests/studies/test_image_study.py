@@ -91,6 +91,7 @@ def test_transfer_from_a_given_source_run(study, cifar, tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ({"transfer.arms": "warm"}, "unknown arm 'warm'"),
     ({"transfer.fractions": "0"}, "transfer.fractions: 0 is not in"),
+    ({"transfer.epochs": "-1"}, "transfer.epochs=-1: expected 0"),
     ({"data.blocks": "1"}, "transfer needs two blocks"),
     ({"model.nope": "1"}, "--set model.nope: unknown key"),
     ({"transfer.source": "/nowhere", "transfer.arms": "cnn_frozen"}, "nowhere: not a finished image run"),

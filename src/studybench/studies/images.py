@@ -127,6 +127,8 @@ def run_images(
     bad = [a for a in t.arms if a not in ARMS]
     if bad:
         raise StudybenchError(f"--set transfer.arms: unknown arm {bad[0]!r} (known: {', '.join(ARMS)})")
+    if t.epochs < 0:
+        raise StudybenchError(f"--set transfer.epochs={t.epochs}: expected 0 (the CNN's budget) or more")
     for f in t.fractions:
         if not 0 < f <= 1:
             raise StudybenchError(f"--set transfer.fractions: {f:g} is not in (0, 1]")
@@ -171,7 +173,7 @@ def run_images(
             for arm in t.arms:
                 jobs.append({**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}",
                              "seed": seed, "fraction": fraction, "cnn": t.cnn,
-                             "trunk_lr_scale": t.trunk_lr_scale})
+                             "trunk_lr_scale": t.trunk_lr_scale, "epochs": t.epochs})
     run_ids, block1 = [], {}
     for i, job in enumerate(jobs):
         if job["stage"] == "transfer":  # the sources are part of what the run depends on
@@ -237,7 +239,8 @@ def _execute(run_dir: Path, job: dict, blocks: list[Block], config: ImagesConfig
         block = blocks[1]
         cnn = _load_source(runs / job["sources"]["cnn"])  # an absolute path stays as it is
         ae = _load_source(runs / job["sources"]["ae"]) if "ae" in job["sources"] else None
-        model, prepare = transfer_model(job["arm"], cnn, ae, seed, job["trunk_lr_scale"])
+        model, prepare = transfer_model(job["arm"], cnn, ae, seed, job["trunk_lr_scale"],
+                                        epochs=job["epochs"])
     train, val = _split(block, config, seed, job["fraction"])
     model.on_epoch = on_epoch
     started = time.perf_counter()

@@ -94,8 +94,9 @@ register(ModelSpec(
     params=AutoencoderParams, build=image_builder("conv_autoencoder", make_autoencoder, "reconstruction"),
     features=("images",),
     # tuned: a one-cycle schedule at batch 256, bf16 + channels-last (3.8x faster than fp32
-    # on 2 cores); reconstruction needs no augmentation
-    presets={"seed": {}, "tuned": {"scale": "standard", "train.epochs": 16, "train.patience": 16,
+    # on 2 cores); reconstruction needs no augmentation; 10 epochs (CIFAR-10 block 1, seed 0:
+    # 26.0 dB after 8 epochs, 27.1 dB after 16)
+    presets={"seed": {}, "tuned": {"scale": "standard", "train.epochs": 10, "train.patience": 10,
                                    "train.batch_size": 256, "train.lr": 3e-3, "train.schedule": "onecycle",
                                    "train.precision": "bf16", "channels_last": True}},
 ))

@@ -17,6 +17,7 @@ happens once, before every part sees the batch.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -106,9 +107,11 @@ def _load_part(part: nn.Module, source: ImageModel, which: str) -> None:
 
 
 def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed: int,
-                   trunk_lr_scale: float = 0.1, dense: int = 256, dropout: float = 0.5):
+                   trunk_lr_scale: float = 0.1, dense: int = 256, dropout: float = 0.5, epochs: int = 0):
     """``(model, prepare)``: an unfitted block-2 model for ``arm`` and the function that
-    loads the block-1 weights into its network before training."""
+    loads the block-1 weights into its network before training. Every arm trains with
+    the block-1 CNN's recipe for ``epochs`` epochs; 0 keeps the CNN's own epochs, at most
+    its ``transfer_epochs`` when that is set."""
     if arm not in ARMS:
         raise StudybenchError(f"unknown transfer arm '{arm}' (known: {', '.join(ARMS)})")
     if cnn is None or cnn.task != "classification" or "model" not in cnn.recipe:
@@ -116,8 +119,11 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
     if "ae" in NEEDS[arm] and (ae is None or ae.task != "reconstruction"):
         raise StudybenchError(f"arm {arm} needs a block-1 autoencoder (conv_autoencoder)")
     cnn_params = _params(cnn.recipe)
+    own = cnn_params.train.epochs
+    budget = epochs or (min(own, cnn_params.transfer_epochs) if cnn_params.transfer_epochs else own)
+    train = replace(cnn_params.train, epochs=budget)
     if arm == "scratch":
-        return ImageModel(cnn.recipe, make_net, cnn_params.train, seed), None
+        return ImageModel(cnn.recipe, make_net, train, seed), None
     recipe = {"arm": arm, "cnn": cnn.recipe, "crop_padding": cnn_params.crop_padding,
               "flip": cnn_params.flip, "trunk_lr_scale": trunk_lr_scale, "dense": dense, "dropout": dropout}
     if "ae" in NEEDS[arm]:
@@ -129,4 +135,4 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
         for part, (which, source) in zip(net.parts, sources):
             _load_part(part, source, which)
 
-    return ImageModel(recipe, make_net, cnn_params.train, seed), prepare
+    return ImageModel(recipe, make_net, train, seed), prepare
