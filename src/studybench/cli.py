@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from studybench.errors import StudybenchError
+from studybench.console import (
+    err_console,
+    log,
+    out_console,
+    print_image_tables,
+    print_lyrics,
+    run_progress,
+    user_errors,
+)
 
 app = typer.Typer(
     help="Honest, reproducible comparisons of the model families of a two-part deep-learning study.",
@@ -28,23 +34,6 @@ run_app = typer.Typer(help="Train and test every model x feature set x seed of a
                       no_args_is_help=True)
 app.add_typer(run_app, name="run")
 
-# Pipes and files get a width that fits the tables; a terminal keeps its own.
-out_console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
-
-
-@contextmanager
-def _user_errors():
-    """Turn input problems into one line on stderr and exit code 2."""
-    try:
-        yield
-    except StudybenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted: finished runs are kept; rerun the same command to continue")
-        raise typer.Exit(130) from None
-
 
 def _overrides(sets: list[str], config: Optional[Path]) -> dict:
     from studybench.config import load_yaml_overrides, parse_assignments
@@ -52,59 +41,6 @@ def _overrides(sets: list[str], config: Optional[Path]) -> dict:
     merged = load_yaml_overrides(config) if config else {}
     merged.update(parse_assignments(sets))
     return merged
-
-
-def _log(message: str) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def _progress():
-    """A progress bar over runs, shown from the first run on (not for input errors)."""
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err_console)
-    task = None
-
-    def update(run_id: str, done: int, total: int) -> None:
-        nonlocal task
-        if task is None:
-            bar.start()
-            task = bar.add_task("runs", total=total)
-        bar.update(task, completed=done, total=total, description=run_id or "done")
-
-    try:
-        yield update
-    finally:
-        if task is not None:  # never started: print nothing, not even a blank line
-            bar.stop()
-
-
-def print_table(table, title: str) -> None:
-    """Print a summary table (test mean ± std over seeds) as the user sees it."""
-    view = Table(title=title, title_justify="left")
-    view.add_column("model", no_wrap=True)
-    view.add_column("features", no_wrap=True)
-    for name in ("preset", "split"):
-        if table[name].nunique() > 1:
-            view.add_column(name, no_wrap=True)
-    for name in ("seeds", "accuracy", "macro-F1", "fit s", "params"):
-        view.add_column(name, justify="right", no_wrap=True)
-    for row in table.itertuples():
-        cells = [row.model, row.features]
-        cells += [getattr(row, n) for n in ("preset", "split") if table[n].nunique() > 1]
-        cells += [str(row.seeds), f"{row.accuracy_mean:.3f} ± {row.accuracy_std:.3f}",
-                  f"{row.macro_f1_mean:.3f} ± {row.macro_f1_std:.3f}", f"{row.fit_seconds:.1f}",
-                  _count(row.n_params)]
-        view.add_row(*cells)
-    out_console.print(view)
-
-
-def _count(n) -> str:
-    """12345 -> 12.3k; missing -> empty."""
-    if n != n or n is None:
-        return ""
-    n = float(n)
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
 # Options both `run` commands take.
@@ -142,11 +78,11 @@ def run_lyrics_command(
     """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
     from studybench.studies.lyrics import run_lyrics
 
-    with _user_errors(), _progress() as progress:
+    with user_errors(), run_progress() as progress:
         table = run_lyrics(data, test_data, models, features, split, seeds, preset,
-                           _overrides(set_, config), out, progress, log=_log,
+                           _overrides(set_, config), out, progress, log=log,
                            tracker=_tracker(mlflow, mlflow_uri, out, "studybench-lyrics"))
-    _print_lyrics(table, out)
+    print_lyrics(table, out)
     _write_report(out)
 
 
@@ -154,44 +90,9 @@ def _write_report(out: Path) -> None:
     """The HTML and Markdown report of everything in ``out`` (rebuilt from the run folders)."""
     from studybench.reporting.report import build_report
 
-    with _user_errors():
+    with user_errors():
         page = build_report(out)
     out_console.print(f"report: {page} (and report.md)")
-
-
-def _print_lyrics(table, out: Path) -> None:
-    split, preset = (", ".join(table[k].unique()) for k in ("split", "preset"))
-    print_table(table, f"Lyrics → genre: test metrics, mean ± std over seeds "
-                       f"(split: {split}; preset: {preset})")
-    _print_split_comparison(table, out)
-    out_console.print(f"runs and results.csv in {out}")
-
-
-def _print_split_comparison(table, out: Path) -> None:
-    """Where ``out`` also holds these models under another split, show macro-F1 side by side."""
-    import pandas as pd
-
-    from studybench.studies.results import collect_results, summarize
-
-    everything = summarize(collect_results(out))
-    keys = ["model", "features", "preset", "data"]
-    mine = table[keys].drop_duplicates()
-    others = everything.merge(mine, on=keys)
-    if others["split"].nunique() < 2:
-        return
-    wide = others.pivot_table(index=keys, columns="split", values="macro_f1_mean")
-    wide = wide.reindex(pd.MultiIndex.from_frame(mine))
-    keys = keys[:3]
-    wide.index = wide.index.droplevel("data")
-    view = Table(title="Test macro-F1 by split, same models (from every run in this --out)",
-                 title_justify="left")
-    for name in keys:
-        view.add_column(name, no_wrap=True)
-    for split in wide.columns:
-        view.add_column(split, justify="right")
-    for index, row in wide.iterrows():
-        view.add_row(*index, *("" if v != v else f"{v:.3f}" for v in row))
-    out_console.print(view)
 
 
 @run_app.command("images")
@@ -212,51 +113,13 @@ def run_images_command(
     training fraction on the second; print block-1 test metrics and the transfer table."""
     from studybench.studies.images import run_images
 
-    with _user_errors(), _progress() as progress:
+    with user_errors(), run_progress() as progress:
         block1, transfer = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
-                                      out, cache, progress, log=_log,
+                                      out, cache, progress, log=log,
                                       tracker=_tracker(mlflow, mlflow_uri, out, "studybench-images"))
     print_image_tables(block1, transfer)
     out_console.print(f"runs and results.csv in {out}")
     _write_report(out)
-
-
-def _mean_std(mean, std, digits: int = 3) -> str:
-    return "" if mean != mean else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def print_image_tables(block1, transfer) -> None:
-    """Block-1 test metrics per model; block-2 test accuracy per arm x training fraction."""
-    view = Table(title="Block 1: test metrics, mean ± std over seeds (reconstruction for the autoencoder)",
-                 title_justify="left")
-    for name in ("model", "seeds", "accuracy", "macro-F1", "recon. MSE", "PSNR dB", "fit s", "params"):
-        view.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
-    for row in block1.itertuples():
-        view.add_row(row.model, str(row.seeds), _mean_std(row.accuracy_mean, row.accuracy_std),
-                     _mean_std(row.macro_f1_mean, row.macro_f1_std), _mean_std(row.mse_mean, row.mse_std, 4),
-                     "" if row.psnr_mean != row.psnr_mean else f"{row.psnr_mean:.1f}",
-                     f"{row.fit_seconds:.0f}", _count(row.n_params))
-    out_console.print(view)
-    if transfer.empty:
-        return
-    fractions = sorted(transfer["fraction"].unique())
-    view = Table(title="Block 2 transfer: test accuracy, mean ± std over seeds, by share of "
-                       "block-2 training images", title_justify="left")
-    view.add_column("arm", no_wrap=True)
-    for f in fractions:
-        view.add_column(f"{f:g} ({int(transfer.loc[transfer.fraction == f, 'n_train'].max()):,} img)",
-                        justify="right", no_wrap=True)
-    view.add_column("trainable", justify="right")
-    for arm, rows in transfer.groupby("arm", sort=False):
-        cells = {r.fraction: _mean_std(r.accuracy_mean, r.accuracy_std) for r in rows.itertuples()}
-        view.add_row(arm, *(cells.get(f, "") for f in fractions), _count(rows["n_trainable"].max()))
-    out_console.print(view)
-    scratch = transfer[transfer.arm == "scratch"].set_index("fraction")["accuracy_mean"]
-    tuned = transfer[transfer.arm == "cnn_finetune"].set_index("fraction")["accuracy_mean"]
-    gains = [f"{f:g}: {100 * (tuned[f] - scratch[f]):+.1f} points" for f in fractions
-             if f in scratch.index and f in tuned.index]
-    if gains:
-        out_console.print("Fine-tuned transfer (cnn_finetune) against scratch, test accuracy: " + "; ".join(gains))
 
 
 @app.command()
@@ -268,7 +131,7 @@ def report(
     """Build report.html (figures embedded) and report.md from run folders, without retraining."""
     from studybench.reporting.report import build_report, update_readme
 
-    with _user_errors():
+    with user_errors():
         page = build_report(runs_dir, out)
         if readme is not None:
             update_readme(readme, runs_dir)
@@ -284,7 +147,7 @@ def evaluate(
     """Score a saved run's model on another labelled file; print the metrics as JSON."""
     from studybench.studies.lyrics import evaluate_run
 
-    with _user_errors():
+    with user_errors():
         result = evaluate_run(run_dir, data, _overrides(set_, None))
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -298,7 +161,7 @@ def export(
     """Export a run's model as a self-contained bundle (weights, preprocessing, classes, model card)."""
     from studybench.bundles import export_bundle
 
-    with _user_errors():
+    with user_errors():
         folder = export_bundle(run_dir, out)
     out_console.print(f"bundle: {folder} (model card: {folder / 'README.md'})")
 
@@ -321,7 +184,7 @@ def predict_command(
     if output not in ("table", "json", "csv"):
         err_console.print(f"[bold red]error:[/] --format {output}: expected table, json or csv")
         raise typer.Exit(2)
-    with _user_errors():
+    with user_errors():
         loaded = load_bundle(bundle)
         bar = Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), console=err_console,
                        transient=True, disable=not err_console.is_terminal)
@@ -362,7 +225,7 @@ def serve(
     """Serve bundles over HTTP: a web page at /, JSON endpoints, and the OpenAPI schema at /docs."""
     from studybench.serve import create_app
 
-    with _user_errors():
+    with user_errors():
         app_ = create_app(bundles)
     import uvicorn
 
@@ -387,19 +250,19 @@ def demo(
     from studybench.studies.images import run_images
     from studybench.studies.lyrics import run_lyrics
 
-    with _user_errors():
+    with user_errors():
         for split in ("artist", "random"):
-            with _progress() as progress:
+            with run_progress() as progress:
                 table = run_lyrics(demo_lyrics_path(), models=DEMO_MODELS, split=split, seeds="0,1,2",
                                    preset="tuned",
-                                   out=out / "lyrics", progress=progress, log=_log)
-            _print_lyrics(table, out / "lyrics")
+                                   out=out / "lyrics", progress=progress, log=log)
+            print_lyrics(table, out / "lyrics")
         out_console.print("The demo corpus is synthetic (see studybench.data.demo): compare the "
                           "artist split with the random one to see how much artist leakage inflates.")
-        with _progress() as progress:
+        with run_progress() as progress:
             block1, transfer = run_images(demo_images(n_train=120, n_test=40), seeds="0,1", preset="tuned",
                                           overrides=DEMO_IMAGE_SETTINGS, out=out / "images",
-                                          progress=progress, log=_log)
+                                          progress=progress, log=log)
         print_image_tables(block1, transfer)
     out_console.print("The demo images are synthetic patterns (see studybench.data.demo_images); "
                       f"runs and results.csv in {out}")
