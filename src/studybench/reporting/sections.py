@@ -1,0 +1,281 @@
+"""The report's content: the protocol, the lyrics tables and figures, the image tables
+and figures, each a :class:`Section` built from collected run folders (no rendering here)."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from studybench.reporting import figures
+from studybench.reporting.collect import Collected, Run
+from studybench.reporting.reference import (
+    IMAGE_VALIDATION_ACCURACY,
+    LYRICS_VALIDATION_ACCURACY,
+    TRANSFER_NOTE,
+)
+
+
+@dataclass
+class Section:
+    """A heading and its blocks: ("p", text) | ("table", (headers, rows)) | ("figure", (name, png, alt))."""
+
+    title: str
+    level: int = 2
+    blocks: list[tuple[str, object]] = field(default_factory=list)
+
+    def text(self, value: str) -> None:
+        self.blocks.append(("p", value))
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        self.blocks.append(("table", (list(headers), [list(map(str, r)) for r in rows])))
+
+    def figure(self, name: str, png: bytes, alt: str) -> None:
+        self.blocks.append(("figure", (name, png, alt)))
+
+
+def _pm(mean: float, std: float, digits: int = 3) -> str:
+    return "" if mean != mean else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _std(values: pd.Series) -> float:
+    return float(values.std()) if len(values) > 1 else 0.0
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def protocol_section(c: Collected) -> Section:
+    s = Section("Protocol")
+    runs = c.lyrics + c.images
+    data = {}
+    for run in c.lyrics:
+        for key in ("data", "test_data"):
+            d = run.config.get(key)
+            if isinstance(d, dict):
+                data[Path(d["path"]).name] = f"{d.get('rows', '?'):,} rows ({d.get('schema', '')})"
+    for run in c.images:
+        info = run.config.get("images", {})
+        data[info.get("source", "images")] = (f"{info.get('dataset', '')}, blocks: "
+                                              + " | ".join(", ".join(b) for b in info.get("blocks", [])))
+    splits = sorted({r.metrics.get("split", "") for r in c.lyrics} - {""})
+    seeds = sorted({r.metrics.get("seed") for r in runs})
+    presets = sorted({r.metrics.get("preset", "") for r in runs})
+    env = next((r.environment for r in runs if r.environment), {})
+    packages = env.get("packages", {})
+    rows = [("data", "; ".join(f"{k}: {v}" for k, v in data.items()) or "none"),
+            ("lyrics split kinds", ", ".join(splits) or "none"),
+            ("seeds", ", ".join(map(str, seeds))), ("presets", ", ".join(presets)),
+            ("finished runs", f"{len(c.lyrics)} lyrics, {len(c.images)} image"),
+            ("hardware", f"{env.get('platform', platform.platform())}, {env.get('cpu_count', '?')} CPUs"),
+            ("software", f"Python {env.get('python', '?')}; "
+                         + ", ".join(f"{k} {v}" for k, v in packages.items())),
+            ("git commit", str(env.get("git", {}).get("commit", "unknown"))[:12])]
+    s.table(["", ""], rows)
+    def shown(argv: list[str]) -> str:  # "/path/.venv/bin/studybench run ..." -> "studybench run ..."
+        argv = list(argv)
+        if argv and Path(argv[0]).name == "studybench":
+            argv[0] = "studybench"
+        return " ".join(argv)
+
+    recorded = sorted({shown(r.environment.get("argv", [])) for r in runs} - {""})
+    commands = list(dict.fromkeys(c.commands + [cmd for cmd in recorded if cmd not in c.commands]))
+    if commands:
+        s.text("Commands: " + " · ".join(f"`{cmd}`" for cmd in commands))
+    status = []
+    if c.missing:
+        status.append(f"{len(c.missing)} planned runs have not finished (rerun the same command to "
+                      f"complete them): " + ", ".join(c.missing[:20]) + (" …" if len(c.missing) > 20 else ""))
+    if c.interrupted:
+        status.append(f"{len(c.interrupted)} runs were interrupted mid-training: " + ", ".join(c.interrupted))
+    if c.problems:
+        status.append("Unreadable run folders, left out: " + "; ".join(c.problems))
+    if not status:
+        status.append("Every planned run finished; no run folder was unreadable." if c.planned else
+                      "No run plan (plan.json) was recorded with these runs, so unfinished runs cannot be listed.")
+    s.text(" ".join(status))
+    return s
+
+
+# --------------------------------------------------------------------------- lyrics
+
+
+def _lyrics_frame(runs: list[Run]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        m = r.metrics
+        rows.append({"run": r, "model": m["model"], "features": m["features"], "preset": m["preset"],
+                     "split": m["split"], "seed": m["seed"], "accuracy": m["test"]["accuracy"],
+                     "macro_f1": m["test"]["macro_f1"], "fit_seconds": m.get("fit_seconds", np.nan),
+                     "n_params": m.get("n_params"), "data": Path(r.config["data"]["path"]).name})
+    return pd.DataFrame(rows)
+
+
+def _summary(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    g = frame.groupby(keys, sort=False)
+    table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"), macro_f1=("macro_f1", "mean"),
+                  fit_seconds=("fit_seconds", "mean"), n_params=("n_params", "max")).reset_index()
+    table["accuracy_std"] = g["accuracy"].apply(_std).to_numpy()
+    table["macro_f1_std"] = g["macro_f1"].apply(_std).to_numpy()
+    return table.sort_values("macro_f1", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def lyrics_sections(c: Collected) -> list[Section]:
+    frame = _lyrics_frame(c.lyrics)
+    sections = []
+    keys = ["model", "features", "preset", "split", "data"]
+    table = _summary(frame, keys)
+    order = {"artist": 0, "file": 1, "random": 2}  # the honest split first
+    groups = sorted(table.groupby(["split", "data"], sort=False), key=lambda g: order.get(g[0][0], 3))
+    for (split, data), part in groups:
+        s = Section(f"Lyrics → genre: {data}, {split} split")
+        s.text(f"Test metrics, mean ± sample std over seeds; sorted by macro-F1. 'Study (val.)' is the "
+               f"study's own validation accuracy of its network (the seed preset) on its data (Kaggle, 10 "
+               f"genres, random split), for context only.")
+        rows = [(r.model, r.features, r.preset, r.seeds, _pm(r.accuracy, r.accuracy_std),
+                 _pm(r.macro_f1, r.macro_f1_std), f"{r.fit_seconds:.1f}",
+                 "" if r.n_params != r.n_params or r.n_params is None else f"{int(r.n_params):,}",
+                 LYRICS_VALIDATION_ACCURACY.get(r.model, ""))
+                for r in part.itertuples()]
+        s.table(["model", "features", "preset", "seeds", "accuracy", "macro-F1", "fit s", "params",
+                 "study (val.)"], rows)
+        labels = [f"{r.model} · {r.features}" + (f" · {r.preset}" if part["preset"].nunique() > 1 else "")
+                  for r in part.itertuples()]
+        majority = part[part.model == "majority"]["macro_f1"]
+        s.figure(f"lyrics_{split}_{data}_bars", figures.bars(
+            labels, part["macro_f1"].tolist(), part["macro_f1_std"].tolist(),
+            f"Test macro-F1 by model ({split} split, {data})", "test macro-F1 (mean ± std over seeds)",
+            groups=part["features"].tolist(),
+            reference=("majority class", float(majority.iloc[0])) if len(majority) else None),
+            f"bar chart of test macro-F1 per model, {split} split")
+        runs = frame[(frame.split == split) & (frame.data == data)]
+        per_genre = {}
+        for (model, features, preset), g in runs.groupby(["model", "features", "preset"], sort=False):
+            f1 = pd.DataFrame([{k: v["f1"] for k, v in r.metrics["test"]["per_class"].items()} for r in g["run"]])
+            per_genre[f"{model} · {features}" + (f" · {preset}" if runs.preset.nunique() > 1 else "")] = f1.mean()
+        if per_genre:
+            heat = pd.DataFrame(per_genre).T.reindex([lbl for lbl in labels if lbl in per_genre])
+            s.figure(f"lyrics_{split}_{data}_genres", figures.heatmap(
+                heat, f"Per-genre test F1 ({split} split), mean over seeds", "F1"),
+                f"heat map of per-genre F1 across models, {split} split")
+        best = part.iloc[0]
+        best_runs = runs[(runs.model == best.model) & (runs.features == best.features) & (runs.preset == best.preset)]
+        total = sum(np.asarray(r.metrics["test"]["confusion_matrix"]) for r in best_runs["run"])
+        classes = best_runs["run"].iloc[0].metrics["test"]["class_names"]
+        s.figure(f"lyrics_{split}_{data}_confusion", figures.confusion(
+            total.tolist(), classes, f"Confusion of the best model: {best.model} · {best.features} "
+                                     f"({split} split, all seeds' test songs)"),
+            f"confusion matrix of {best.model}")
+        sections.append(s)
+        curves = _curves(runs, ["model"], lambda r: r.metrics["features"])
+        if curves:
+            lc = Section(f"Learning curves: {data}, {split} split", level=3)
+            lc.text("Train (dashed) and validation (solid) per epoch, first seed of each neural model.")
+            for name, png in curves:
+                lc.figure(f"curves_{split}_{data}_{name}", png, f"learning curves of {name}")
+            sections.append(lc)
+    if table["split"].nunique() > 1:
+        s = Section("Random against artist-grouped split")
+        s.text("Test macro-F1 of the same models under each split. A random song-level split puts an "
+               "artist's songs on both sides; where `lyrics+artist` gains only there, the gain is leakage.")
+        wide = table.pivot_table(index=["model", "features", "preset"], columns="split", values="macro_f1",
+                                 sort=False)
+        s.table(["model", "features", "preset", *wide.columns],
+                [(*idx, *("" if v != v else f"{v:.3f}" for v in row)) for idx, row in wide.iterrows()])
+        sections.append(s)
+    return sections
+
+
+def _curves(runs: pd.DataFrame, by: list[str], label) -> list[tuple[str, bytes]]:
+    out = []
+    for key, g in runs.groupby(by, sort=False):
+        first = g.sort_values("seed")
+        histories = {}
+        for r in first["run"]:
+            name = label(r)
+            if r.history is not None and name not in histories and len(r.history):
+                histories[name] = r.history
+        if histories:
+            name = key if isinstance(key, str) else key[0]
+            out.append((name, figures.learning_curves(histories, f"{name}: learning curves")))
+    return out
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_sections(c: Collected) -> list[Section]:
+    rows = []
+    for r in c.images:
+        m = r.metrics
+        rows.append({"run": r, "stage": m["stage"], "model": m["model"], "arm": m.get("arm"),
+                     "fraction": m["fraction"], "preset": m["preset"], "seed": m["seed"], "task": m["task"],
+                     "accuracy": m["test"].get("accuracy", np.nan), "mse": m["test"].get("mse", np.nan),
+                     "psnr": m["test"].get("psnr", np.nan), "n_train": m["sizes"]["train"],
+                     "fit_seconds": m["fit_seconds"], "n_params": m["n_params"]})
+    frame = pd.DataFrame(rows)
+    sections = []
+    block1 = frame[frame.stage == "block1"]
+    if len(block1):
+        s = Section("Images: block 1")
+        blocks = c.images[0].config.get("images", {}).get("blocks", [])
+        if blocks:
+            s.text("Block 1 classes: " + ", ".join(blocks[0]) + ". Block 2 classes: "
+                   + ", ".join(blocks[1] if len(blocks) > 1 else []) + ".")
+        g = block1.groupby(["model", "preset"], sort=False)
+        table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"), mse=("mse", "mean"),
+                      psnr=("psnr", "mean"), fit_seconds=("fit_seconds", "mean"),
+                      n_params=("n_params", "max")).reset_index()
+        table["accuracy_std"] = g["accuracy"].apply(_std).to_numpy()
+        table["mse_std"] = g["mse"].apply(_std).to_numpy()
+        s.table(["model", "preset", "seeds", "test accuracy", "recon. MSE", "PSNR dB", "fit s", "params",
+                 "study (val.)"],
+                [(r.model, r.preset, r.seeds, _pm(r.accuracy, r.accuracy_std), _pm(r.mse, r.mse_std, 4),
+                  "" if r.psnr != r.psnr else f"{r.psnr:.1f}", f"{r.fit_seconds:.0f}", f"{int(r.n_params):,}",
+                  IMAGE_VALIDATION_ACCURACY.get(r.model, ""))
+                 for r in table.itertuples()])
+        classifiers = table[table.accuracy.notna()].sort_values("accuracy", ascending=False)
+        if len(classifiers):
+            s.figure("images_block1_bars", figures.bars(
+                [f"{r.model} · {r.preset}" for r in classifiers.itertuples()], classifiers["accuracy"].tolist(),
+                classifiers["accuracy_std"].tolist(), "Block 1 test accuracy",
+                "test accuracy (mean ± std over seeds)", groups=classifiers["preset"].tolist()),
+                "bar chart of block-1 test accuracy")
+        for r in block1[block1.task == "reconstruction"].sort_values("seed")["run"][:1]:
+            png = r.path / "reconstructions.png"
+            if png.is_file():
+                s.figure("images_reconstructions", png.read_bytes(),
+                         "autoencoder reconstructions: originals above, reconstructions below")
+                s.text("Autoencoder on block-1 test images: originals (top row) and their "
+                       "reconstructions (bottom row).")
+        sections.append(s)
+        curves = _curves(block1, ["model"], lambda r: f"seed {r.metrics['seed']}")
+        if curves:
+            lc = Section("Learning curves: block 1", level=3)
+            for name, png in curves:
+                lc.figure(f"curves_block1_{name}", png, f"learning curves of {name}")
+            sections.append(lc)
+    transfer = frame[frame.stage == "transfer"]
+    if len(transfer):
+        s = Section("Images: transfer to block 2")
+        g = transfer.groupby(["arm", "fraction"], sort=False)
+        table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"),
+                      n_train=("n_train", "max")).reset_index()
+        table["std"] = g["accuracy"].apply(_std).to_numpy()
+        fractions = sorted(table.fraction.unique())
+        wide = {arm: {r.fraction: _pm(r.accuracy, r.std) for r in part.itertuples()}
+                for arm, part in table.groupby("arm", sort=False)}
+        sizes = table.groupby("fraction")["n_train"].max()
+        s.table(["arm", *(f"{f:g} ({sizes[f]:,} images)" for f in fractions)],
+                [(arm, *(cells.get(f, "") for f in fractions)) for arm, cells in wide.items()])
+        s.figure("images_transfer", figures.lines_with_bands(
+            table, "fraction", "accuracy", "std", "arm", "Block 2 test accuracy by training data",
+            "share of block-2 training images (log scale)", "test accuracy (mean ± std over seeds)"),
+            "line chart of block-2 test accuracy against training fraction, one line per arm")
+        s.text(TRANSFER_NOTE)
+        sections.append(s)
+    return sections
