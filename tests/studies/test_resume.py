@@ -72,14 +72,19 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     checkpoint = tmp_path / "run.ckpt"
     first = spec.build(params, "lyrics", 0)
     first.on_epoch = stop_at_three
+    started = time.perf_counter()
     try:
         first.fit(train, val, checkpoint=checkpoint)
     except Stop:
         pass
+    first_attempt = time.perf_counter() - started
     assert checkpoint.is_file()
     resumed = spec.build(params, "lyrics", 0)
     result = resumed.fit(train, val, checkpoint=checkpoint)
     assert result["epochs_run"] == 5 and not checkpoint.exists()
+    # the interrupted attempt's training time is carried over, not lost
+    assert 0 < result["seconds_before_resume"] < first_attempt
+    assert reference.fit(train, val)["seconds_before_resume"] == 0.0
     assert (resumed.scores(test)[0] == reference.scores(test)[0]).all()
     assert [h["val_loss"] for h in resumed.history_] == [h["val_loss"] for h in reference.history_]
 

@@ -245,7 +245,8 @@ def _execute(run_dir: Path, job: dict, blocks: list[Block], config: ImagesConfig
     model.on_epoch = on_epoch
     started = time.perf_counter()
     selection = model.fit(train, val, prepare, checkpoint=checkpoint_path(run_dir))
-    fit_seconds = time.perf_counter() - started
+    # a resumed run also counts the training time of its interrupted attempts
+    fit_seconds = time.perf_counter() - started + selection.get("seconds_before_resume", 0.0)
     sizes = {"train": len(train), "val": len(val), "test": len(block.test)}
     with RunWriter(run_dir) as tmp:
         artifact = model.save(tmp)

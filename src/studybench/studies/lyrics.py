@@ -196,7 +196,8 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
         selection = model.fit(split.train, split.val, checkpoint=checkpoint_path(run_dir))
     else:
         selection = model.fit(split.train, split.val)
-    fit_seconds = time.perf_counter() - started
+    # a resumed run also counts the training time of its interrupted attempts
+    fit_seconds = time.perf_counter() - started + selection.get("seconds_before_resume", 0.0)
     scores, score_kind, predicted, predict_seconds = _predict(model, split.test)
     classes = model.classes_
     metrics = classification_metrics(split.test["label"], predicted, sorted(set(classes) | set(split.test["label"])))

@@ -138,7 +138,8 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
 
     With ``checkpoint`` (a file path) the state after every epoch is written there, and a
     run that finds one resumes from it (an interrupted run loses at most one epoch); the
-    file is deleted when training ends."""
+    file is deleted when training ends. ``seconds_before_resume`` in the result is the
+    training time the checkpoint's earlier processes spent."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -153,11 +154,12 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     train_loader = loader(train, config.batch_size, True, seed, trim)
     task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints
     callbacks = [EarlyStopping("val_loss", patience=config.patience), best]
-    resume = None
+    resume, last = None, None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        callbacks.append(LastEpoch(checkpoint))
+        last = LastEpoch(checkpoint)
+        callbacks.append(last)
         resume = checkpoint if checkpoint.is_file() else None
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(config.precision)
     if precision is None:
@@ -184,7 +186,9 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         net.load_state_dict(best.state)
     net.cpu().eval()
     return {"history": task.history, "best_epoch": best.epoch, "best_val_loss": best.best,
-            "epochs_run": len(task.history)}
+            "epochs_run": len(task.history),
+            # training time of earlier, interrupted attempts; add it to this process's time
+            "seconds_before_resume": last.seconds_before if last is not None else 0.0}
 
 
 def _readable(checkpoint: Path | None) -> Path | None:

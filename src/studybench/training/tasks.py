@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import lightning as L
@@ -174,6 +175,15 @@ class LastEpoch(Checkpoint):
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        # Training seconds spent by earlier, interrupted processes (from the checkpoint), so a
+        # resumed run reports the time all its kept epochs took, not only the last stretch.
+        self.seconds_before, self.started = 0.0, time.perf_counter()
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds_before + time.perf_counter() - self.started}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seconds_before = float(state.get("seconds", 0.0))
 
     def on_train_epoch_end(self, trainer, module) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
