@@ -157,7 +157,10 @@ class KeepBest(L.Callback):
     def load_state_dict(self, state: dict) -> None:
         self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
 
-    def on_validation_epoch_end(self, trainer, module):
+    def on_validation_end(self, trainer, module):
+        # Not on_validation_epoch_end: Lightning calls callbacks' epoch-end hooks before the
+        # module's, which logs this epoch's val_loss, so there the previous epoch's loss would
+        # be paired with this epoch's weights. (EarlyStopping reads it here too.)
         if trainer.sanity_checking:
             return
         loss = trainer.callback_metrics.get("val_loss")

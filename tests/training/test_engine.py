@@ -1,0 +1,54 @@
+"""The training engine on a scripted network: the weights put back after training are
+those of the epoch with the lowest validation loss, and that epoch is the one reported."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studybench.training.engine import TrainConfig, fit_classifier
+
+
+class Scripted(nn.Module):
+    """Logits ``x * scale[epoch]``: neutral after epoch 1, right after epoch 2, confidently
+    wrong from epoch 3 on. The epoch is a buffer counted by training forwards (one batch per
+    epoch), so it is part of the weights that early stopping keeps and puts back."""
+
+    SCALES = (0.0, 8.0, -8.0, -8.0, -8.0)
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # the optimiser needs something to step
+        self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.epoch += 1
+        scale = self.SCALES[min(int(self.epoch), len(self.SCALES)) - 1]
+        return x * scale + self.unused * 0
+
+
+def _data(n: int) -> dict[str, torch.Tensor]:
+    y = torch.arange(n) % 3
+    return {"x": F.one_hot(y, 3).float(), "y": y}
+
+
+def test_the_best_epochs_weights_are_put_back():
+    net = Scripted()
+    config = TrainConfig(epochs=5, batch_size=64, lr=1e-3, patience=10)
+    result = fit_classifier(net, _data(30), _data(12), 3, config, seed=0)
+    losses = [row["val_loss"] for row in result["history"]]
+    assert losses[0] == pytest.approx(math.log(3), abs=1e-4)
+    assert min(losses) == losses[1] and losses[2] > losses[0]  # the script did what it says
+    assert result["best_epoch"] == 2
+    assert result["best_val_loss"] == losses[1]
+    net.eval()
+    val = _data(12)
+    with torch.no_grad():
+        restored = float(F.cross_entropy(net(val["x"]), val["y"]))
+    assert restored == pytest.approx(losses[1], rel=1e-5)  # epoch 2's weights, not 3's
