@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studybench.errors import StudybenchError
 from studybench.training.engine import TrainConfig, fit_classifier
 
 
@@ -52,3 +53,17 @@ def test_the_best_epochs_weights_are_put_back():
     with torch.no_grad():
         restored = float(F.cross_entropy(net(val["x"]), val["y"]))
     assert restored == pytest.approx(losses[1], rel=1e-5)  # epoch 2's weights, not 3's
+
+
+def test_the_kept_epoch_can_follow_macro_f1():
+    net = Scripted()
+    config = TrainConfig(epochs=5, batch_size=64, lr=1e-3, patience=10, monitor="val_macro_f1")
+    result = fit_classifier(net, _data(30), _data(12), 3, config, seed=0)
+    f1 = [row["val_macro_f1"] for row in result["history"]]
+    assert f1[1] == 1.0 and max(f1[2:]) == 0.0  # the highest is kept, not the lowest
+    assert result["best_epoch"] == 2 and result["monitor"] == "val_macro_f1"
+
+
+def test_unknown_monitor_is_a_one_line_error():
+    with pytest.raises(StudybenchError, match="train.monitor=val_psnr: expected val_loss, val_macro_f1"):
+        fit_classifier(Scripted(), _data(6), _data(3), 3, TrainConfig(epochs=1, monitor="val_psnr"), seed=0)

@@ -32,6 +32,8 @@ class TrainConfig:
     lr: float = 1e-3  # Adam's default, as in the study
     weight_decay: float = 0.0  # L2 on all weights (AdamW-style decoupled)
     patience: int = 5  # epochs without a better validation loss before stopping (the study's)
+    monitor: str = "val_loss"  # what early stopping and the kept epoch follow: val_loss (the
+    # study's, lowest) | val_macro_f1 or val_accuracy (highest; classification) | val_psnr
     schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | onecycle (warm-up then anneal, per step)
     lr_factor: float = 0.5  # ReduceLROnPlateau multiplies the learning rate by this …
     lr_patience: int = 2  # … after this many epochs without improvement
@@ -150,10 +152,16 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         from studybench.errors import StudybenchError
 
         raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
-    best = KeepBest()
+    monitors = ("val_loss", "val_psnr") if task.task_kind == "reconstruction" else \
+        ("val_loss", "val_macro_f1", "val_accuracy")
+    if config.monitor not in monitors:
+        from studybench.errors import StudybenchError
+
+        raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(monitors)}")
+    best = KeepBest(config.monitor)
     train_loader = loader(train, config.batch_size, True, seed, trim)
     task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints
-    callbacks = [EarlyStopping("val_loss", patience=config.patience), best]
+    callbacks = [EarlyStopping(config.monitor, patience=config.patience, mode="min" if best.lower else "max"), best]
     resume, last = None, None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
@@ -185,7 +193,9 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     if best.state is not None:
         net.load_state_dict(best.state)
     net.cpu().eval()
-    return {"history": task.history, "best_epoch": best.epoch, "best_val_loss": best.best,
+    kept = task.history[best.epoch - 1] if 0 < best.epoch <= len(task.history) else {}
+    return {"history": task.history, "best_epoch": best.epoch, "monitor": config.monitor,
+            "best_val_loss": kept.get("val_loss", float("nan")),
             "epochs_run": len(task.history),
             # training time of earlier, interrupted attempts; add it to this process's time
             "seconds_before_resume": last.seconds_before if last is not None else 0.0}

@@ -97,6 +97,8 @@ class _Task(L.LightningModule):
 class ClassificationTask(_Task):
     """Cross-entropy classification of whatever ``net(**inputs)`` returns as logits."""
 
+    task_kind = "classification"
+
     def __init__(self, net: nn.Module, config: TrainConfig, n_classes: int,
                  weights: torch.Tensor | None = None, on_epoch=None):
         super().__init__(net, config, on_epoch)
@@ -129,6 +131,8 @@ class ReconstructionTask(_Task):
     The network says what it reconstructs (an autoencoder: its own input), so this task
     knows nothing about images. Metrics: loss (MSE) and PSNR in dB for targets in [0, 1]."""
 
+    task_kind = "reconstruction"
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         output, target = self(batch)
         loss = F.mse_loss(output.float(), target.float())
@@ -145,11 +149,12 @@ class ReconstructionTask(_Task):
 
 
 class KeepBest(L.Callback):
-    """Keeps the weights of the epoch with the lowest validation loss, in memory (and in the
-    resume checkpoint)."""
+    """Keeps the weights of the epoch with the best ``monitor`` value (lowest for a loss,
+    highest otherwise), in memory (and in the resume checkpoint)."""
 
-    def __init__(self):
-        self.best, self.state, self.epoch = float("inf"), None, 0
+    def __init__(self, monitor: str = "val_loss"):
+        self.monitor, self.lower = monitor, monitor.endswith("_loss")
+        self.best, self.state, self.epoch = (float("inf") if self.lower else -float("inf")), None, 0
 
     def state_dict(self) -> dict:
         return {"best": self.best, "epoch": self.epoch, "state": self.state}
@@ -159,13 +164,16 @@ class KeepBest(L.Callback):
 
     def on_validation_end(self, trainer, module):
         # Not on_validation_epoch_end: Lightning calls callbacks' epoch-end hooks before the
-        # module's, which logs this epoch's val_loss, so there the previous epoch's loss would
+        # module's, which logs this epoch's metrics, so there the previous epoch's value would
         # be paired with this epoch's weights. (EarlyStopping reads it here too.)
         if trainer.sanity_checking:
             return
-        loss = trainer.callback_metrics.get("val_loss")
-        if loss is not None and float(loss) < self.best:
-            self.best, self.epoch = float(loss), trainer.current_epoch + 1
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if (value < self.best) if self.lower else (value > self.best):
+            self.best, self.epoch = value, trainer.current_epoch + 1
             self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
 
 
