@@ -86,7 +86,6 @@ def count(n) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
-
 def print_lyrics(table, out: Path) -> None:
     split, preset = (", ".join(table[k].unique()) for k in ("split", "preset"))
     print_table(table, f"Lyrics → genre: test metrics, mean ± std over seeds "
@@ -120,7 +119,6 @@ def print_split_comparison(table, out: Path) -> None:
     for index, row in wide.iterrows():
         view.add_row(*index, *("" if v != v else f"{v:.3f}" for v in row))
     out_console.print(view)
-
 
 
 def mean_std(mean, std, digits: int = 3) -> str:

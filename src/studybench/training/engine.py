@@ -152,12 +152,10 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         from studybench.errors import StudybenchError
 
         raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
-    monitors = ("val_loss", "val_psnr") if task.task_kind == "reconstruction" else \
-        ("val_loss", "val_macro_f1", "val_accuracy")
-    if config.monitor not in monitors:
+    if config.monitor not in task.monitors:
         from studybench.errors import StudybenchError
 
-        raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(monitors)}")
+        raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(task.monitors)}")
     best = KeepBest(config.monitor)
     train_loader = loader(train, config.batch_size, True, seed, trim)
     task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints

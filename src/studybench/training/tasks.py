@@ -97,7 +97,7 @@ class _Task(L.LightningModule):
 class ClassificationTask(_Task):
     """Cross-entropy classification of whatever ``net(**inputs)`` returns as logits."""
 
-    task_kind = "classification"
+    monitors = ("val_loss", "val_macro_f1", "val_accuracy")  # what train.monitor may follow
 
     def __init__(self, net: nn.Module, config: TrainConfig, n_classes: int,
                  weights: torch.Tensor | None = None, on_epoch=None):
@@ -131,7 +131,7 @@ class ReconstructionTask(_Task):
     The network says what it reconstructs (an autoencoder: its own input), so this task
     knows nothing about images. Metrics: loss (MSE) and PSNR in dB for targets in [0, 1]."""
 
-    task_kind = "reconstruction"
+    monitors = ("val_loss", "val_psnr")
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         output, target = self(batch)
