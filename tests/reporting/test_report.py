@@ -128,6 +128,22 @@ def test_missing_files_are_named_and_the_report_goes_on(study, tmp_path):
     assert len(collected.lyrics) == 17 and collected.missing == ["never.finished-1"]
 
 
+def test_a_run_copied_into_two_out_folders_counts_once(study, tmp_path):
+    import shutil
+
+    runs = study / "lyrics" / "runs"
+    copy = study / "lyrics_again" / "runs"
+    copy.mkdir(parents=True)
+    for folder in runs.glob("lstm.*.artist.s*"):  # every lstm artist-split run, copied
+        shutil.copytree(folder, copy / folder.name)
+    collected = collect(study)
+    assert len(collected.lyrics) == 18 and len(collected.duplicates) == 3
+    text = build_report(study, tmp_path / "out").read_text()
+    assert "3 runs appear in more than one runs/ folder and are counted once" in text
+    # three seeds, not six: the std is the same as without the copies
+    assert re.search(r"<td>lstm</td><td>lyrics\+artist</td><td>tuned</td><td>3</td><td>[^<]*</td><td>0.470 ± 0.020", text)
+
+
 def test_empty_or_missing_folder_is_an_error(tmp_path):
     with pytest.raises(StudybenchError, match="no such folder"):
         build_report(tmp_path / "nope")

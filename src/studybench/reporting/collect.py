@@ -4,7 +4,9 @@ A report covers every ``runs/`` folder under the directory it is given (a study'
 ``--out``, or a parent such as ``runs/demo`` holding ``lyrics/`` and ``images/``).
 A folder that lacks a file is named in :attr:`Collected.problems` and skipped; an
 interrupted run (``<run>.partial``) and a planned run that never finished are
-listed too, so a reader knows what the numbers leave out.
+listed too, so a reader knows what the numbers leave out. A run id is a hash of
+everything the run depends on, so a run met again in a second ``runs/`` folder (one
+study's output copied beside another's) is counted once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Collected:
     problems: list[str] = field(default_factory=list)  # "<run>: no metrics.json", ...
     interrupted: list[str] = field(default_factory=list)  # a checkpoint or <run>.partial left behind
     missing: list[str] = field(default_factory=list)  # planned by a command, never finished
+    duplicates: list[str] = field(default_factory=list)  # a run id met again in another runs/ folder
     commands: list[str] = field(default_factory=list)  # the command lines that made the runs
     planned: bool = False  # a plan.json was found (so unfinished runs can be named)
 
@@ -99,6 +102,9 @@ def collect(root: str | Path) -> Collected:
         for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
             if folder.name.endswith(".partial"):
                 result.interrupted.append(folder.name[: -len(".partial")])
+                continue
+            if folder.name in finished:  # the same run copied into two --out folders: count it once
+                result.duplicates.append(folder.name)
                 continue
             try:
                 run = read_run(folder)

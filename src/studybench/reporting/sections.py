@@ -97,6 +97,8 @@ def protocol_section(c: Collected) -> Section:
     if not status:
         status.append("Every planned run finished; no run folder was unreadable." if c.planned else
                       "No run plan (plan.json) was recorded with these runs, so unfinished runs cannot be listed.")
+    if c.duplicates:
+        status.append(f"{len(c.duplicates)} runs appear in more than one runs/ folder and are counted once.")
     s.text(" ".join(status))
     return s
 
