@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from studybench import registry
 from studybench.data.demo import generate
 from studybench.errors import StudybenchError
 from studybench.studies.lyrics import evaluate_run, run_lyrics
@@ -85,3 +86,42 @@ def test_progress_hears_every_epoch_of_a_neural_run(corpus, tmp_path):
     epochs = [c[0] for c in calls if "· epoch" in c[0]]
     assert [e.split("· epoch ")[1].split(" ")[0] for e in epochs] == ["1/3", "2/3", "3/3"]
     assert all(e.startswith("embedding_bag.lyrics.tuned.artist.s0-") and "val macro-F1 0." in e for e in epochs)
+
+
+NEURAL = [n for n in registry.names("lyrics") if hasattr(registry.get(n).build, "make_trunk")]
+
+
+@pytest.fixture(scope="module")
+def every_neural_run(corpus, tmp_path_factory):
+    """One tiny tuned run of every neural model x both feature sets, and the test rows."""
+    out = tmp_path_factory.mktemp("every")
+    words = sorted({w for text in pd.read_csv(corpus)["Lyrics"] for w in text.lower().split() if w.isalpha()})
+    glove = out / "glove.txt"  # a tiny GloVe text file over the corpus's own words, 8-d
+    glove.write_text("".join(f"{w} " + " ".join(f"{(i % 7) * 0.1 + k * 0.01:.3f}" for k in range(8)) + "\n"
+                             for i, w in enumerate(words[:200])), encoding="utf-8")
+    for name in NEURAL:
+        overrides = {**TINY, "train.epochs": "1", "model.max_len": "60"}
+        if registry.get(name).resolve("tuned").vectors != "none":  # the tiny GloVe file, not 76 MB
+            overrides.update({"model.vectors": str(glove), "model.embedding_dim": "8"})
+        # the random split, so that test artists are known and the artist table is exercised
+        run_lyrics(corpus, models=name, features="lyrics,lyrics+artist", seeds="0", split="random",
+                   overrides=overrides, out=out / "study")
+    runs = {p.name.split("-")[0]: p for p in (out / "study" / "runs").iterdir()}
+    some = next(iter(runs.values()))
+    rows = pd.read_csv(corpus).iloc[pd.read_csv(some / "predictions.csv")["row"] - 1]
+    rows.to_csv(out / "test_rows.csv", index=False)
+    return runs, out / "test_rows.csv"
+
+
+@pytest.mark.parametrize("features", ["lyrics", "lyrics+artist"])
+@pytest.mark.parametrize("name", NEURAL)
+def test_every_neural_model_reloads_and_rescores_its_test_set(every_neural_run, name, features):
+    """`studybench evaluate` on each model x feature set: the network, vocabulary and artist
+    table read back from the run folder give the recorded test metrics again."""
+    runs, test_rows = every_neural_run
+    run = runs[f"{name}.{features}.tuned.random.s0"]
+    recorded = json.loads((run / "metrics.json").read_text())["test"]
+    result = evaluate_run(run, test_rows)
+    assert result["metrics"]["confusion_matrix"] == recorded["confusion_matrix"]  # every prediction
+    assert result["accuracy"] == pytest.approx(recorded["accuracy"])
+    assert result["macro_f1"] == pytest.approx(recorded["macro_f1"])
