@@ -244,7 +244,7 @@ DEMO_IMAGE_SETTINGS = {"model.widths": "8,16,32", "train.epochs": 6, "train.batc
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder for the demo's runs.")] = Path("runs/demo"),
 ) -> None:
-    """Run both studies on built-in synthetic demo data (about 2 minutes on 2 cores)."""
+    """Run both studies on built-in synthetic demo data (about 90 seconds on 2 cores)."""
     from studybench.data.demo import demo_lyrics_path
     from studybench.data.demo_images import demo_images
     from studybench.studies.images import run_images

@@ -136,8 +136,15 @@ def test_a_run_copied_into_two_out_folders_counts_once(study, tmp_path):
     copy.mkdir(parents=True)
     for folder in runs.glob("lstm.*.artist.s*"):  # every lstm artist-split run, copied
         shutil.copytree(folder, copy / folder.name)
+    lstm = sorted(p.name for p in copy.iterdir())
+    (study / "lyrics_again" / "plan.json").write_text(json.dumps(  # planned here, finished in both
+        {"commands": [{"command": "studybench run lyrics", "run_ids": lstm + ["never.finished-2"]}]}))
+    (study / "a_plan_read_first" / "runs").mkdir(parents=True)  # sorts before lyrics/: nothing read yet
+    (study / "a_plan_read_first" / "plan.json").write_text(json.dumps(
+        {"commands": [{"command": "studybench run lyrics", "run_ids": lstm}]}))
     collected = collect(study)
     assert len(collected.lyrics) == 18 and len(collected.duplicates) == 3
+    assert collected.missing == ["never.finished-2"]
     text = build_report(study, tmp_path / "out").read_text()
     assert "3 runs appear in more than one runs/ folder and are counted once" in text
     # three seeds, not six: the std is the same as without the copies

@@ -125,7 +125,8 @@ def collect(root: str | Path) -> Collected:
                 entries = []
             for entry in entries:
                 result.commands.append(entry.get("command", ""))
-                result.missing += [r for r in entry.get("run_ids", []) if r not in finished]
-    result.missing = sorted(set(result.missing))
+                result.missing += entry.get("run_ids", [])
+    # after every folder is read: a run planned in one --out folder may have finished in another
+    result.missing = sorted(set(result.missing) - finished)
     result.commands = list(dict.fromkeys(c for c in result.commands if c))
     return result

@@ -99,7 +99,7 @@ def protocol_section(c: Collected) -> Section:
                       "No run plan (plan.json) was recorded with these runs, so unfinished runs cannot be listed.")
     if c.duplicates:
         status.append(f"{len(c.duplicates)} runs appear in more than one runs/ folder and are counted once.")
-    s.text(" ".join(status))
+    s.text(" ".join(x if x.endswith((".", "…")) else x + "." for x in status))  # one sentence each
     return s
 
 
