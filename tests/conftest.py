@@ -29,6 +29,21 @@ GENRE_WORDS = {
 SHARED_WORDS = "love night heart time world light".split()
 
 
+def neural_lyrics_models() -> list[str]:
+    """Every registered neural lyrics model (the ones built from a trunk factory)."""
+    from studybench import registry
+
+    return [n for n in registry.names("lyrics") if hasattr(registry.get(n).build, "make_trunk")]
+
+
+def write_glove(path: Path, words, dim: int = 8) -> Path:
+    """A tiny GloVe text file; each word's vector is distinct and deterministic."""
+    lines = [" ".join([w] + [f"{(i + 1) * 0.01 + k * 0.001:.4f}" for k in range(dim)])
+             for i, w in enumerate(words)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     """Write a CSV with the csv module (quotes multi-line fields, commas and quotes properly)."""
     path.parent.mkdir(parents=True, exist_ok=True)

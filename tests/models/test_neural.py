@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import GENRE_WORDS, SHARED_WORDS, canonical_frame
+from conftest import GENRE_WORDS, SHARED_WORDS, canonical_frame, neural_lyrics_models, write_glove
 
 from studybench import registry
 from studybench.models.heads import ClassifierHead, TextClassifier
@@ -21,20 +21,12 @@ DIM = 8  # pretrained vectors in the tiny GloVe file
 WORDS = sorted({w for ws in GENRE_WORDS.values() for w in ws} | set(SHARED_WORDS))
 
 
-def write_glove(path, words, dim=DIM):
-    """A tiny GloVe text file; each word's vector is distinct and deterministic."""
-    lines = [" ".join([w] + [f"{(i + 1) * 0.01 + k * 0.001:.4f}" for k in range(dim)])
-             for i, w in enumerate(words)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def glove(tmp_path_factory):
     return write_glove(tmp_path_factory.mktemp("glove") / "glove.txt", WORDS[:-3])  # 3 words lack vectors
 
 
-NEURAL = [n for n in registry.names("lyrics") if hasattr(registry.get(n).build, "make_trunk")]
+NEURAL = neural_lyrics_models()
 COMBOS = [(n, p, f) for n in NEURAL for p in registry.PRESETS for f in ("lyrics", "lyrics+artist")]
 
 

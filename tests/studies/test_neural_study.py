@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import neural_lyrics_models, write_glove
+
 from studybench import registry
 from studybench.data.demo import generate
 from studybench.errors import StudybenchError
@@ -88,7 +90,7 @@ def test_progress_hears_every_epoch_of_a_neural_run(corpus, tmp_path):
     assert all(e.startswith("embedding_bag.lyrics.tuned.artist.s0-") and "val macro-F1 0." in e for e in epochs)
 
 
-NEURAL = [n for n in registry.names("lyrics") if hasattr(registry.get(n).build, "make_trunk")]
+NEURAL = neural_lyrics_models()
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +98,7 @@ def every_neural_run(corpus, tmp_path_factory):
     """One tiny tuned run of every neural model x both feature sets, and the test rows."""
     out = tmp_path_factory.mktemp("every")
     words = sorted({w for text in pd.read_csv(corpus)["Lyrics"] for w in text.lower().split() if w.isalpha()})
-    glove = out / "glove.txt"  # a tiny GloVe text file over the corpus's own words, 8-d
-    glove.write_text("".join(f"{w} " + " ".join(f"{(i % 7) * 0.1 + k * 0.01:.3f}" for k in range(8)) + "\n"
-                             for i, w in enumerate(words[:200])), encoding="utf-8")
+    glove = write_glove(out / "glove.txt", words[:200])  # over the corpus's own words, 8-d
     for name in NEURAL:
         overrides = {**TINY, "train.epochs": "1", "model.max_len": "60"}
         if registry.get(name).resolve("tuned").vectors != "none":  # the tiny GloVe file, not 76 MB

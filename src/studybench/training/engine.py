@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from studybench.errors import StudybenchError
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -149,12 +151,8 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
 
     config, net = task.config, task.net
     if config.schedule not in ("plateau", "onecycle"):
-        from studybench.errors import StudybenchError
-
         raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
     if config.monitor not in task.monitors:
-        from studybench.errors import StudybenchError
-
         raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(task.monitors)}")
     best = KeepBest(config.monitor)
     train_loader = loader(train, config.batch_size, True, seed, trim)
@@ -169,8 +167,6 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         resume = checkpoint if checkpoint.is_file() else None
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(config.precision)
     if precision is None:
-        from studybench.errors import StudybenchError
-
         raise StudybenchError(f"--set train.precision={config.precision}: expected 32 or bf16")
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator="auto", devices=1, precision=precision,
