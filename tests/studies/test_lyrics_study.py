@@ -271,6 +271,22 @@ def test_artist_split_with_artist_features(corpus, tmp_path):
         assert split["test_songs_by_known_artists"] == 0 and len(predictions) == split["sizes"]["test"]
 
 
+@pytest.mark.parametrize("preset, split, overrides, noted", [
+    ("seed", "artist", [], True),
+    ("seed", "random", [], False),  # the random split's test artists are known
+    ("seed", "artist", [("model.artist_dropout", "0.5")], False),
+    ("tuned", "artist", [], False),
+])
+def test_artist_features_without_artist_dropout_are_flagged(corpus, tmp_path, preset, split, overrides, noted):
+    lines = []
+    run_lyrics(corpus, out=tmp_path / "out", models="majority,tfidf_logreg", features="lyrics+artist",
+               split=split, seeds="0", preset=preset, overrides=overrides, log=lines.append)
+    notes = [line for line in lines if line.startswith("note:")]
+    assert len(notes) == int(noted)
+    if noted:  # names the model that has no dropout, not the one without an artist branch
+        assert notes[0].startswith("note: tfidf_logreg train +artist") and "model.artist_dropout=0.5" in notes[0]
+
+
 def test_file_split_scores_the_test_file(corpus, tmp_path):
     test = _unseen_artists_file(tmp_path, ["country", "hip hop", "jazz", "pop", "rock"])
     out = tmp_path / "out"

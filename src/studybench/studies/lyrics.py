@@ -138,6 +138,12 @@ def run_lyrics(
             log(loaded.summary_line())
     if "lyrics+artist" in feature_sets and not train_data.file.has_artist:
         raise StudybenchError(f"{data}: --features lyrics+artist needs an artist column; this file has none")
+    if log and "lyrics+artist" in feature_sets and kind != "random":
+        undropped = [n for n, p in params.items() if getattr(p, "artist_dropout", None) == 0]
+        if undropped:
+            log(f"note: {', '.join(undropped)} train +artist without artist dropout (the seed preset has none; "
+                f"the study had no artist input). Test artists are unknown on the {kind} split, so their "
+                "+artist scores rest on an untrained artist bucket; --set model.artist_dropout=0.5 fixes this.")
 
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
