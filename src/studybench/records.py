@@ -88,6 +88,9 @@ def git_commit() -> dict[str, Any]:
         return {"commit": None}
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved with every run (read from metadata: nothing is imported)."""
     versions = {}
@@ -101,6 +104,10 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        # BLAS and torch reductions sum in a thread-dependent order: an lbfgs fit on 1 thread and
+        # on 2 can end a few thousandths apart, so the thread settings are part of "same machine".
+        "threads": {**{k: os.environ.get(k) for k in THREAD_VARIABLES},
+                    "torch": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None},
         "packages": versions,
         "git": git_commit(),
         "argv": sys.argv,

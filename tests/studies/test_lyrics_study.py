@@ -17,7 +17,7 @@ from studybench.data.cleaning import clean_frame
 from studybench.data.demo import generate
 from studybench.data.lyrics import read_lyrics
 from studybench.errors import StudybenchError
-from studybench.records import RunWriter
+from studybench.records import RunWriter, environment
 from studybench.studies.lyrics import evaluate_run, load_run_model, run_lyrics
 from studybench.studies.results import COLUMNS, collect_results
 
@@ -113,6 +113,17 @@ def test_config_and_split_records(study, corpus):
     assert split["kind"] == "random" and split["seed"] == metrics["seed"]
     env = json.loads((run / "environment.json").read_text())
     assert env["packages"]["scikit-learn"] and env["python"]
+    assert set(env["threads"]) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "torch"}
+
+
+def test_environment_records_the_thread_settings(monkeypatch):
+    import torch  # noqa: F401  (imported by any neural run; recorded only when it is)
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    threads = environment()["threads"]
+    assert threads["OMP_NUM_THREADS"] == "3" and threads["MKL_NUM_THREADS"] is None
+    assert threads["torch"] == torch.get_num_threads()
 
 
 def test_results_csv_has_one_row_per_run(study):
