@@ -117,7 +117,7 @@ def test_config_and_split_records(study, corpus):
 
 
 def test_environment_records_the_thread_settings(monkeypatch):
-    import torch  # noqa: F401  (imported by any neural run; recorded only when it is)
+    import torch  # any neural run has imported it; torch threads are recorded only then
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
