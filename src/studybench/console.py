@@ -151,9 +151,11 @@ def print_image_tables(block1, transfer) -> None:
         cells = {r.fraction: mean_std(r.accuracy_mean, r.accuracy_std) for r in rows.itertuples()}
         view.add_row(arm, *(cells.get(f, "") for f in fractions), count(rows["n_trainable"].max()))
     out_console.print(view)
-    scratch = transfer[transfer.arm == "scratch"].set_index("fraction")["accuracy_mean"]
-    tuned = transfer[transfer.arm == "cnn_finetune"].set_index("fraction")["accuracy_mean"]
-    gains = [f"{f:g}: {100 * (tuned[f] - scratch[f]):+.1f} points" for f in fractions
-             if f in scratch.index and f in tuned.index]
-    if gains:
-        out_console.print("Fine-tuned transfer (cnn_finetune) against scratch, test accuracy: " + "; ".join(gains))
+    for preset, rows in transfer[(transfer.arm == "cnn_finetune") & transfer.gain_mean.notna()].groupby(
+            "preset", sort=False):
+        gains = [f"{r.fraction:g}: {100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points "
+                 f"({r.gain_seeds:.0f} seed{'s' if r.gain_seeds != 1 else ''})"
+                 for r in rows.sort_values("fraction").itertuples()]
+        prefix = f" ({preset} preset)" if transfer.preset.nunique() > 1 else ""
+        out_console.print(f"Fine-tuned transfer (cnn_finetune) against scratch{prefix}, test accuracy "
+                          "paired by seed: " + "; ".join(gains))

@@ -105,6 +105,9 @@ def test_report_has_every_section_table_and_figure(study, tmp_path):
     assert len(images) >= 9 and all(base64.b64decode(data)[:4] == b"\x89PNG" for data, _ in images)
     assert all(alt for _, alt in images)
     assert "0.505 ± 0.005" in text or "0.805 ± 0.007" in text  # block-1 mean ± std
+    # fine-tuned transfer against scratch, paired by seed, at the smallest and largest fraction
+    assert ("+5.5 ± 0.0 points with 10% of the block-2 training images (2 seeds); "
+            "+10.0 ± 0.0 points with 100%") in text
     md = (tmp_path / "out" / "report.md").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(figures/([^)]+)\)", md)
     assert linked and all((tmp_path / "out" / "figures" / f).is_file() for f in linked)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import pytest
 from conftest import write_cifar
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from studybench.cli import app
 from studybench.errors import StudybenchError
+from studybench.studies.image_results import gains_over_scratch
 from studybench.studies.images import run_images
 
 QUICK = {"train.epochs": 2, "train.batch_size": 16, "model.widths": "8,16,16", "transfer.fractions": "0.5,1.0"}
@@ -135,4 +137,27 @@ def test_cli_prints_both_tables(cifar, tmp_path):
                         "--set", "transfer.fractions=0.5,1", "--out", str(tmp_path / "o"))
     assert code == 0, output
     assert "Block 1: test metrics" in output and "Block 2 transfer" in output
-    assert "cnn_finetune" in output and "against scratch" in output
+    assert "cnn_finetune" in output
+    assert re.search(r"against scratch, test accuracy paired by seed: 0.5: [+-]\d+\.\d ± 0\.0 points "
+                     r"\(1 seed\); 1: ", output)
+
+
+def test_gains_over_scratch_are_paired_by_seed():
+    import pandas as pd
+
+    rows = []
+    # seed 1 is an easier draw for both arms: accuracies spread by 0.2 across seeds, the gain by 0.01
+    for seed, base in ((0, 0.5), (1, 0.7), (2, 0.6)):
+        rows += [{"arm": "scratch", "preset": "tuned", "fraction": 1.0, "seed": seed, "accuracy": base},
+                 {"arm": "cnn_finetune", "preset": "tuned", "fraction": 1.0, "seed": seed,
+                  "accuracy": base - 0.02 + 0.01 * seed}]
+    rows += [{"arm": "cnn_finetune", "preset": "tuned", "fraction": 1.0, "seed": 9, "accuracy": 0.99},  # unpaired
+             {"arm": "cnn_finetune", "preset": "seed", "fraction": 1.0, "seed": 0, "accuracy": 0.9},  # other preset
+             {"arm": "scratch", "preset": "seed", "fraction": 1.0, "seed": 0, "accuracy": 0.8}]
+    gains = gains_over_scratch(pd.DataFrame(rows)).set_index(["arm", "preset"])
+    tuned = gains.loc[("cnn_finetune", "tuned")]
+    assert tuned["gain_seeds"] == 3 and tuned["gain_mean"] == pytest.approx(-0.01)
+    assert tuned["gain_std"] == pytest.approx(0.01)
+    single = gains.loc[("cnn_finetune", "seed")]
+    assert single["gain_seeds"] == 1 and single["gain_mean"] == pytest.approx(0.1) and single["gain_std"] == 0
+    assert "scratch" not in gains.index.get_level_values("arm")

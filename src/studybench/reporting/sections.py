@@ -18,6 +18,7 @@ from studybench.reporting.reference import (
     LYRICS_VALIDATION_ACCURACY,
     TRANSFER_NOTE,
 )
+from studybench.studies.image_results import gains_over_scratch
 
 
 @dataclass
@@ -269,15 +270,34 @@ def image_sections(c: Collected) -> list[Section]:
                       n_train=("n_train", "max")).reset_index()
         table["std"] = g["accuracy"].apply(_std).to_numpy()
         fractions = sorted(table.fraction.unique())
-        wide = {arm: {r.fraction: _pm(r.accuracy, r.std) for r in part.itertuples()}
-                for arm, part in table.groupby("arm", sort=False)}
+        # arms sorted by test accuracy with the most training images, best first
+        order = (table.sort_values("fraction").groupby("arm", sort=False)["accuracy"].last()
+                 .sort_values(ascending=False).index)
+        wide = {arm: {r.fraction: _pm(r.accuracy, r.std) for r in table[table.arm == arm].itertuples()}
+                for arm in order}
+        seeds = table.groupby("arm")["seeds"].max()
         sizes = table.groupby("fraction")["n_train"].max()
-        s.table(["arm", *(f"{f:g} ({sizes[f]:,} images)" for f in fractions)],
-                [(arm, *(cells.get(f, "") for f in fractions)) for arm, cells in wide.items()])
+        s.table(["arm", "seeds", *(f"{f:g} ({sizes[f]:,} images)" for f in fractions)],
+                [(arm, seeds[arm], *(cells.get(f, "") for f in fractions)) for arm, cells in wide.items()])
         s.figure("images_transfer", figures.lines_with_bands(
             table, "fraction", "accuracy", "std", "arm", "Block 2 test accuracy by training data",
             "share of block-2 training images (log scale)", "test accuracy (mean ± std over seeds)"),
             "line chart of block-2 test accuracy against training fraction, one line per arm")
+        gains = gains_over_scratch(transfer, keys=())
+        if len(gains):
+            cells = {arm: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
+                           for r in part.itertuples()} for arm, part in gains.groupby("arm", sort=False)}
+            s.text("Gain over scratch: test accuracy of each arm minus that of `scratch` trained on the "
+                   "same images with the same seed and budget, in points, mean ± std over seeds.")
+            s.table(["arm", *(f"{f:g}" for f in fractions)],
+                    [(arm, *(cells[arm].get(f, "") for f in fractions)) for arm in wide if arm in cells])
+            finetune = gains[gains.arm == "cnn_finetune"].sort_values("fraction")
+            if len(finetune):
+                ends = finetune.iloc[[0, -1]] if len(finetune) > 1 else finetune
+                s.text("Fine-tuned transfer (`cnn_finetune`) against scratch: " + "; ".join(
+                    f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points with {100 * r.fraction:g}% of the "
+                    f"block-2 training images ({r.gain_seeds:.0f} seed{'s' if r.gain_seeds != 1 else ''})"
+                    for r in ends.itertuples()) + ".")
         s.text(TRANSFER_NOTE)
         sections.append(s)
     return sections

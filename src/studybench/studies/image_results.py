@@ -37,8 +37,34 @@ def collect_image_results(out: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] = ("preset",)) -> pd.DataFrame:
+    """Test accuracy of every transfer arm minus that of ``scratch`` trained on the same
+    fraction with the same seed (same split and budget), paired by seed: one row per arm x
+    ``keys`` x fraction with ``gain_seeds``, ``gain_mean`` and sample ``gain_std`` (0 for one seed).
+
+    Pairing by seed removes the seed-to-seed variation the two arms share (the split, the
+    kept fraction), so the std is that of the difference, not of either arm."""
+    columns = ["arm", *keys, "fraction", "gain_seeds", "gain_mean", "gain_std"]
+    transfer = runs[runs["arm"].notna()] if "arm" in runs else runs.iloc[:0]
+    if transfer.empty:
+        return pd.DataFrame(columns=columns)
+    by = [*keys, "fraction", "seed"]
+    scratch = (transfer[transfer["arm"] == "scratch"].drop_duplicates(by)[[*by, "accuracy"]]
+               .rename(columns={"accuracy": "scratch_accuracy"}))
+    paired = transfer[transfer["arm"] != "scratch"].merge(scratch, on=by)
+    if paired.empty:
+        return pd.DataFrame(columns=columns)
+    paired["gain"] = paired["accuracy"] - paired["scratch_accuracy"]
+    gains = (paired.groupby(["arm", *keys, "fraction"], sort=False)["gain"]
+             .agg(gain_seeds="count", gain_mean="mean", gain_std="std").reset_index())
+    gains["gain_std"] = gains["gain_std"].fillna(0.0)
+    return gains[columns]
+
+
 def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(block1, transfer)``: mean and sample std over seeds, in first-seen order."""
+    """``(block1, transfer)``: mean and sample std over seeds, in first-seen order. The
+    transfer table also holds each arm's gain over scratch, paired by seed
+    (:func:`gains_over_scratch`; empty for scratch itself)."""
     aggregations = dict(
         seeds=("seed", "count"),
         accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
@@ -56,4 +82,7 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
             std = table[f"{metric}_std"].fillna(0.0)
             table[f"{metric}_std"] = std.where(table[f"{metric}_mean"].notna())
         tables.append(table)
-    return tables[0], tables[1]
+    block1, transfer = tables
+    transfer = transfer.merge(gains_over_scratch(results[results["stage"] == "transfer"]),
+                              on=["arm", "preset", "fraction"], how="left")
+    return block1, transfer
