@@ -186,3 +186,19 @@ def test_readme_results_section_is_generated(study, tmp_path):
     (tmp_path / "plain.md").write_text("no markers")
     with pytest.raises(StudybenchError, match="no <!-- results:start -->"):
         update_readme(tmp_path / "plain.md", study)
+
+
+def test_protocol_names_every_commit_and_thread_setting(study, tmp_path):
+    runs = sorted((study / "lyrics" / "runs").iterdir())
+    for i, folder in enumerate(runs[:2]):  # two runs made on another commit, on one thread
+        env = json.loads((folder / "environment.json").read_text())
+        env["git"] = {"commit": "fedcba9876543210", "dirty": i == 1}
+        env["threads"] = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": None, "torch": 1}
+        (folder / "environment.json").write_text(json.dumps(env))
+    build_report(study, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    commits = next(line for line in md.splitlines() if line.startswith("| git commit |"))
+    assert "fedcba987654 (1 run)" in commits and "fedcba987654 (uncommitted changes) (1 run)" in commits
+    assert f"0123456789ab ({len(runs) - 2} runs)" in commits
+    threads = next(line for line in md.splitlines() if line.startswith("| threads |"))
+    assert "OMP_NUM_THREADS=1, torch=1 (2 runs)" in threads and "not recorded" in threads

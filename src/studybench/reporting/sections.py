@@ -50,6 +50,29 @@ def _std(values: pd.Series) -> float:
 # --------------------------------------------------------------------------- protocol
 
 
+def _commit(env: dict) -> str:
+    git = env.get("git") or {}
+    commit = str(git.get("commit") or "unknown")[:12]
+    return commit + (" (uncommitted changes)" if git.get("dirty") else "")
+
+
+def _threads(env: dict) -> str:
+    threads = env.get("threads")
+    if not threads:
+        return "not recorded"
+    return ", ".join(f"{k}={v}" for k, v in threads.items() if v is not None) or "defaults"
+
+
+def _tally(values) -> str:
+    """``"a"`` when every run agrees, else ``"a (29 runs); b (58 runs)"`` in first-seen order."""
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), "unknown")
+    return "; ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in counts.items())
+
+
 def protocol_section(c: Collected) -> Section:
     s = Section("Protocol")
     runs = c.lyrics + c.images
@@ -75,7 +98,8 @@ def protocol_section(c: Collected) -> Section:
             ("hardware", f"{env.get('platform', platform.platform())}, {env.get('cpu_count', '?')} CPUs"),
             ("software", f"Python {env.get('python', '?')}; "
                          + ", ".join(f"{k} {v}" for k, v in packages.items())),
-            ("git commit", str(env.get("git", {}).get("commit", "unknown"))[:12])]
+            ("git commit", _tally(_commit(r.environment) for r in runs)),
+            ("threads", _tally(_threads(r.environment) for r in runs))]
     s.table(["", ""], rows)
     def shown(argv: list[str]) -> str:  # "/path/.venv/bin/studybench run ..." -> "studybench run ..."
         argv = list(argv)
