@@ -1,6 +1,7 @@
 """Screenshots for the README, taken in headless Chromium (Debian's package) with Playwright.
 
     python docs/screenshots.py report RUNS_DIR docs/report-lyrics.png   # builds the report first
+    python docs/screenshots.py report RUNS_DIR docs/report-images.png "Images: transfer to block 2"
     python docs/screenshots.py serve BUNDLE [BUNDLE ...] docs/serve-ui.png
 """
 
@@ -23,7 +24,8 @@ def _browser(playwright):
     return playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
 
 
-def report(runs_dir: str, png: str) -> None:
+def report(runs_dir: str, png: str, heading: str | None = None) -> None:
+    """The report's first screen, or the screen that starts at ``heading``."""
     from studybench.reporting.report import build_report
 
     page_path = build_report(runs_dir)
@@ -31,6 +33,9 @@ def report(runs_dir: str, png: str) -> None:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1150, "height": 1500})
         page.goto(page_path.as_uri())
+        if heading:
+            page.locator(f"h2:text-is('{heading}'), h3:text-is('{heading}')").first.evaluate(
+                "h => window.scrollTo(0, h.getBoundingClientRect().top + window.scrollY - 20)")
         page.screenshot(path=png, full_page=False)
         browser.close()
 
@@ -63,7 +68,7 @@ def serve(bundles: list[str], png: str) -> None:
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
     if kind == "report":
-        report(args[0], args[1])
+        report(*args[:3])
     else:
         serve(args[:-1], args[-1])
-    print(Path(sys.argv[-1]).resolve())
+    print(Path(args[1] if kind == "report" else args[-1]).resolve())
