@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from studybench.cli import app
 from studybench.errors import StudybenchError
-from studybench.studies.image_results import gains_over_scratch
+from studybench.studies.image_results import gains_over_scratch, summarize_images
 from studybench.studies.images import run_images
 
 QUICK = {"train.epochs": 2, "train.batch_size": 16, "model.widths": "8,16,16", "transfer.fractions": "0.5,1.0"}
@@ -161,3 +161,13 @@ def test_gains_over_scratch_are_paired_by_seed():
     single = gains.loc[("cnn_finetune", "seed")]
     assert single["gain_seeds"] == 1 and single["gain_mean"] == pytest.approx(0.1) and single["gain_std"] == 0
     assert "scratch" not in gains.index.get_level_values("arm")
+    # without a scratch arm there is nothing to pair with: no gains, and the tables still build
+    alone = pd.DataFrame(rows).query("arm != 'scratch'").assign(
+        stage="transfer", model="transfer:cnn_finetune", task="classification", macro_f1=0.5, mse=None,
+        psnr=None, fit_seconds=1.0, n_params=10, n_trainable=10, n_train=100)
+    assert gains_over_scratch(alone).empty
+    _, transfer = summarize_images(alone)
+    assert len(transfer) == 2 and transfer["gain_mean"].isna().all()
+    block1_only = alone.assign(stage="block1", arm=None, model="cnn_basic")  # transfer.arms=[]
+    block1, transfer = summarize_images(block1_only)
+    assert len(block1) == 2 and transfer.empty

@@ -83,6 +83,9 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
             table[f"{metric}_std"] = std.where(table[f"{metric}_mean"].notna())
         tables.append(table)
     block1, transfer = tables
-    transfer = transfer.merge(gains_over_scratch(results[results["stage"] == "transfer"]),
-                              on=["arm", "preset", "fraction"], how="left")
+    gains = gains_over_scratch(results[results["stage"] == "transfer"])
+    if gains.empty:  # no transfer runs, or no scratch arm to pair with
+        transfer = transfer.assign(gain_seeds=float("nan"), gain_mean=float("nan"), gain_std=float("nan"))
+    else:
+        transfer = transfer.merge(gains, on=["arm", "preset", "fraction"], how="left")
     return block1, transfer
