@@ -202,3 +202,22 @@ def test_protocol_names_every_commit_and_thread_setting(study, tmp_path):
     assert f"0123456789ab ({len(runs) - 2} runs)" in commits
     threads = next(line for line in md.splitlines() if line.startswith("| threads |"))
     assert "OMP_NUM_THREADS=1, torch=1 (2 runs)" in threads and "not recorded" in threads
+
+
+def test_transfer_gains_are_paired_within_a_preset(study, tmp_path):
+    runs = study / "images" / "runs"
+    for folder in [f for f in runs.iterdir() if ".transfer." in f.name]:  # the same arms under the seed preset
+        copy = runs / folder.name.replace(".tuned.", ".seed.")
+        copy.mkdir()
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics["preset"] = "seed"
+        if metrics["arm"] == "scratch":
+            metrics["test"]["accuracy"] -= 0.2  # a weaker scratch: the seed preset's gains are 20 points larger
+        for name in ("config.json", "history.csv"):
+            (copy / name).write_bytes((folder / name).read_bytes())
+        (copy / "metrics.json").write_text(json.dumps(metrics))
+    build_report(study, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| cnn_finetune · tuned | +5.5 ± 0.0 | +10.0 ± 0.0 |" in md
+    assert "| cnn_finetune · seed | +25.5 ± 0.0 | +30.0 ± 0.0 |" in md
+    assert "(`cnn_finetune`, seed preset) against scratch: +25.5 ± 0.0 points with 10%" in md

@@ -307,21 +307,26 @@ def image_sections(c: Collected) -> list[Section]:
             table, "fraction", "accuracy", "std", "arm", "Block 2 test accuracy by training data",
             "share of block-2 training images (log scale)", "test accuracy (mean ± std over seeds)"),
             "line chart of block-2 test accuracy against training fraction, one line per arm")
-        gains = gains_over_scratch(transfer, keys=())
+        gains = gains_over_scratch(transfer)  # paired within a preset, never across presets
         if len(gains):
-            cells = {arm: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
-                           for r in part.itertuples()} for arm, part in gains.groupby("arm", sort=False)}
+            several = gains["preset"].nunique() > 1
+            gains["label"] = gains["arm"] + (" · " + gains["preset"] if several else "")
+            rank = {arm: i for i, arm in enumerate(wide)}
+            gains = gains.sort_values("arm", key=lambda arms: arms.map(rank), kind="stable")
+            cells = {label: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
+                             for r in part.itertuples()} for label, part in gains.groupby("label", sort=False)}
             s.text("Gain over scratch: test accuracy of each arm minus that of `scratch` trained on the "
                    "same images with the same seed and budget, in points, mean ± std over seeds.")
             s.table(["arm", *(f"{f:g}" for f in fractions)],
-                    [(arm, *(cells[arm].get(f, "") for f in fractions)) for arm in wide if arm in cells])
-            finetune = gains[gains.arm == "cnn_finetune"].sort_values("fraction")
-            if len(finetune):
-                ends = finetune.iloc[[0, -1]] if len(finetune) > 1 else finetune
-                s.text("Fine-tuned transfer (`cnn_finetune`) against scratch: " + "; ".join(
-                    f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points with {100 * r.fraction:g}% of the "
-                    f"block-2 training images ({r.gain_seeds:.0f} seed{'s' if r.gain_seeds != 1 else ''})"
-                    for r in ends.itertuples()) + ".")
+                    [(label, *(row.get(f, "") for f in fractions)) for label, row in cells.items()])
+            for preset, part in gains[gains.arm == "cnn_finetune"].groupby("preset", sort=False):
+                part = part.sort_values("fraction")
+                ends = part.iloc[[0, -1]] if len(part) > 1 else part
+                s.text(f"Fine-tuned transfer (`cnn_finetune`{', ' + preset + ' preset' if several else ''}) "
+                       "against scratch: " + "; ".join(
+                           f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points with {100 * r.fraction:g}% "
+                           f"of the block-2 training images ({r.gain_seeds:.0f} seed{'' if r.gain_seeds == 1 else 's'})"
+                           for r in ends.itertuples()) + ".")
         s.text(TRANSFER_NOTE)
         sections.append(s)
     return sections
