@@ -4,6 +4,7 @@ and figures, each a :class:`Section` built from collected run folders (no render
 from __future__ import annotations
 
 import platform
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,7 @@ def _threads(env: dict) -> str:
 
 def _tally(values) -> str:
     """``"a"`` when every run agrees, else ``"a (29 runs); b (58 runs)"`` in first-seen order."""
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
+    counts = Counter(values)
     if len(counts) <= 1:
         return next(iter(counts), "unknown")
     return "; ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in counts.items())

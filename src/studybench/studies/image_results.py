@@ -44,21 +44,17 @@ def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] = ("preset",)) 
 
     Pairing by seed removes the seed-to-seed variation the two arms share (the split, the
     kept fraction), so the std is that of the difference, not of either arm."""
-    columns = ["arm", *keys, "fraction", "gain_seeds", "gain_mean", "gain_std"]
-    transfer = runs[runs["arm"].notna()] if "arm" in runs else runs.iloc[:0]
-    if transfer.empty:
-        return pd.DataFrame(columns=columns)
+    transfer = runs[runs["arm"].notna()]
     by = [*keys, "fraction", "seed"]
     scratch = (transfer[transfer["arm"] == "scratch"].drop_duplicates(by)[[*by, "accuracy"]]
                .rename(columns={"accuracy": "scratch_accuracy"}))
     paired = transfer[transfer["arm"] != "scratch"].merge(scratch, on=by)
-    if paired.empty:
-        return pd.DataFrame(columns=columns)
-    paired["gain"] = paired["accuracy"] - paired["scratch_accuracy"]
-    gains = (paired.groupby(["arm", *keys, "fraction"], sort=False)["gain"]
+    # no transfer run or no scratch arm: an empty frame that keeps the key columns' types
+    gains = (paired.assign(gain=paired["accuracy"] - paired["scratch_accuracy"])
+             .groupby(["arm", *keys, "fraction"], sort=False)["gain"]
              .agg(gain_seeds="count", gain_mean="mean", gain_std="std").reset_index())
     gains["gain_std"] = gains["gain_std"].fillna(0.0)
-    return gains[columns]
+    return gains
 
 
 def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -84,8 +80,4 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
         tables.append(table)
     block1, transfer = tables
     gains = gains_over_scratch(results[results["stage"] == "transfer"])
-    if gains.empty:  # no transfer runs, or no scratch arm to pair with
-        transfer = transfer.assign(gain_seeds=float("nan"), gain_mean=float("nan"), gain_std=float("nan"))
-    else:
-        transfer = transfer.merge(gains, on=["arm", "preset", "fraction"], how="left")
-    return block1, transfer
+    return block1, transfer.merge(gains, on=["arm", "preset", "fraction"], how="left")
