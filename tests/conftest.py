@@ -15,6 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+# Ray, when a test starts a cluster: keep "127.0.0.1" on loopback (on Linux Ray otherwise swaps
+# it for the machine's network address, which its own processes here cannot reach). Ray reads
+# this once, when it is imported, so it is set before any test module imports it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -27,18 +27,18 @@ import pandas as pd
 
 from studybench.errors import StudybenchError
 from studybench.records import read_json, write_json, write_text
+from studybench.runfolder import ARTIFACT_FILES, upgrade_metrics
 
 BUNDLE_VERSION = 1
-ARTIFACT_FILES = {"sklearn": ("model.skops",), "torch": ("model.safetensors", "model.json"),
-                  "torch-image": ("model.safetensors", "model.json")}
 
 
 def _run_config(run_dir: Path) -> tuple[dict, dict]:
     try:
-        return read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
+        config = read_json(run_dir / "config.json")
+        return config, upgrade_metrics(read_json(run_dir / "metrics.json"), config)
     except FileNotFoundError:
         raise StudybenchError(f"{run_dir}: not a finished run folder (config.json or metrics.json missing)") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise StudybenchError(f"{run_dir}: unreadable run record ({exc})") from None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,6 +53,43 @@ MlflowOption = Annotated[bool, typer.Option(
 MlflowUriOption = Annotated[Optional[str], typer.Option(help="Log to this MLflow tracking URI instead (implies --mlflow).")]
 
 
+WorkersOption = Annotated[str, typer.Option(
+    help="Runs at once on this machine, each in its own process: a number, or auto (one per core, "
+         "one thread each; a single run left to do runs here on every core). 1: one at a time, "
+         "in this process.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(
+    help="Threads per run (torch, BLAS/OpenMP, scikit-learn n_jobs). Default: the cores divided "
+         "among the workers; workers x threads may not exceed the cores.")]
+RayOption = Annotated[Optional[str], typer.Option(
+    help="Run on Ray instead: auto (join the Ray instance started on this machine with `ray start`, "
+         "or start one), local (a fresh one) or a cluster address such as 10.0.0.5:6379. Workers need "
+         "no shared disk: data and results travel through Ray, and only this command writes --out.")]
+GpusOption = Annotated[Optional[float], typer.Option(
+    help="With --workers: how many of this machine's GPUs to share among the workers (default: every "
+         "GPU torch sees, handed out in turn). With --ray: the GPU share each run asks for (default 1 "
+         "where the cluster has GPUs; 0.5 lets two runs share one).")]
+
+
+@contextmanager
+def _execution(workers: str, threads: Optional[int], ray: Optional[str], gpus: Optional[float]):
+    """The run functions' executor keywords from the command line; an executor made here
+    (Ray, or chosen GPUs) is closed when the command ends."""
+    from studybench.errors import StudybenchError
+    from studybench.pipeline.executors import make_executor
+
+    if gpus is not None and not ray and gpus != int(gpus):
+        raise StudybenchError(f"--gpus {gpus:g}: a share of a GPU needs --ray; local workers take whole GPUs")
+    if not ray and gpus is None:
+        yield {"workers": workers, "threads": threads}
+        return
+    executor = make_executor(workers, threads, ray, gpus=None if ray or gpus is None else int(gpus),
+                             gpus_per_run=gpus if ray else None)
+    try:
+        yield {"executor": executor}
+    finally:
+        executor.close()
+
+
 def _tracker(enabled: bool, uri: Optional[str], out: Path, experiment: str):
     if not enabled and uri is None:
         return None  # MLflow is not even imported
@@ -74,16 +112,47 @@ def run_lyrics_command(
     out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/lyrics"),
     mlflow: MlflowOption = False,
     mlflow_uri: MlflowUriOption = None,
+    workers: WorkersOption = "auto",
+    threads: ThreadsOption = None,
+    ray: RayOption = None,
+    gpus: GpusOption = None,
 ) -> None:
     """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
     from studybench.studies.lyrics import run_lyrics
 
-    with user_errors(), run_progress() as progress:
-        table = run_lyrics(data, test_data, models, features, split, seeds, preset,
-                           _overrides(set_, config), out, progress, log=log,
-                           tracker=_tracker(mlflow, mlflow_uri, out, "studybench-lyrics"))
-    print_lyrics(table, out)
-    _write_report(out)
+    with user_errors():
+        with _execution(workers, threads, ray, gpus) as execution, run_progress() as progress, \
+                _grid_failures() as failed:
+            failed.result = run_lyrics(data, test_data, models, features, split, seeds, preset,
+                                       _overrides(set_, config), out, progress, log=log,
+                                       tracker=_tracker(mlflow, mlflow_uri, out, "studybench-lyrics"),
+                                       **execution)
+        print_lyrics(failed.result, out)
+        _write_report(out)
+        failed.reraise()
+
+
+class _GridOutcome:
+    """The tables of a grid and, when some runs failed, the error to end with (exit 1)."""
+
+    result = None
+    error = None
+
+    def reraise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+@contextmanager
+def _grid_failures():
+    """Runs that failed leave the others' tables to print and the report to write first."""
+    from studybench.pipeline.driver import StudyFailed
+
+    outcome = _GridOutcome()
+    try:
+        yield outcome
+    except StudyFailed as exc:
+        outcome.result, outcome.error = exc.result, exc
 
 
 def _write_report(out: Path) -> None:
@@ -108,18 +177,26 @@ def run_images_command(
     out: Annotated[Path, typer.Option(help="Output folder: one folder per run plus results.csv. Finished runs are reused.")] = Path("runs/images"),
     mlflow: MlflowOption = False,
     mlflow_uri: MlflowUriOption = None,
+    workers: WorkersOption = "auto",
+    threads: ThreadsOption = None,
+    ray: RayOption = None,
+    gpus: GpusOption = None,
 ) -> None:
     """Train block-1 models on the first class block, then every transfer arm at every
     training fraction on the second; print block-1 test metrics and the transfer table."""
     from studybench.studies.images import run_images
 
-    with user_errors(), run_progress() as progress:
-        block1, transfer = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
-                                      out, cache, progress, log=log,
-                                      tracker=_tracker(mlflow, mlflow_uri, out, "studybench-images"))
-    print_image_tables(block1, transfer)
-    out_console.print(f"runs and results.csv in {out}")
-    _write_report(out)
+    with user_errors():
+        with _execution(workers, threads, ray, gpus) as execution, run_progress() as progress, \
+                _grid_failures() as failed:
+            failed.result = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
+                                       out, cache, progress, log=log,
+                                       tracker=_tracker(mlflow, mlflow_uri, out, "studybench-images"),
+                                       **execution)
+        print_image_tables(*failed.result)
+        out_console.print(f"runs and results.csv in {out}")
+        _write_report(out)
+        failed.reraise()
 
 
 @app.command()
@@ -243,6 +320,9 @@ DEMO_IMAGE_SETTINGS = {"model.widths": "8,16,32", "train.epochs": 6, "train.batc
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder for the demo's runs.")] = Path("runs/demo"),
+    workers: WorkersOption = "auto",
+    threads: ThreadsOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Run both studies on built-in synthetic demo data (about 90 seconds on 2 cores)."""
     from studybench.data.demo import demo_lyrics_path
@@ -250,19 +330,18 @@ def demo(
     from studybench.studies.images import run_images
     from studybench.studies.lyrics import run_lyrics
 
-    with user_errors():
+    with user_errors(), _execution(workers, threads, ray, None) as execution:
         for split in ("artist", "random"):
             with run_progress() as progress:
                 table = run_lyrics(demo_lyrics_path(), models=DEMO_MODELS, split=split, seeds="0,1,2",
-                                   preset="tuned",
-                                   out=out / "lyrics", progress=progress, log=log)
+                                   preset="tuned", out=out / "lyrics", progress=progress, log=log, **execution)
             print_lyrics(table, out / "lyrics")
         out_console.print("The demo corpus is synthetic (see studybench.data.demo): compare the "
                           "artist split with the random one to see how much artist leakage inflates.")
         with run_progress() as progress:
             block1, transfer = run_images(demo_images(n_train=120, n_test=40), seeds="0,1", preset="tuned",
                                           overrides=DEMO_IMAGE_SETTINGS, out=out / "images",
-                                          progress=progress, log=log)
+                                          progress=progress, log=log, **execution)
         print_image_tables(block1, transfer)
     out_console.print("The demo images are synthetic patterns (see studybench.data.demo_images); "
                       f"runs and results.csv in {out}")

@@ -39,23 +39,47 @@ def log(message: str) -> None:
 
 @contextmanager
 def run_progress():
-    """A progress bar over runs, shown from the first run on (not for input errors)."""
+    """One display for a grid, shown from its first run on (not for input errors): runs done
+    of the total, failed, elapsed and an estimate of the rest, and a line per running run
+    with its epoch and validation metric, whichever process or machine runs it."""
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err_console)
-    task = None
+                   TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=err_console)
+    grid = None
+    rows: dict[str, object] = {}
 
-    def update(run_id: str, done: int, total: int) -> None:
-        nonlocal task
-        if task is None:
+    def update(event, status) -> None:
+        nonlocal grid
+        if grid is None:
+            if event.kind == "planned" and status.done == status.total:
+                return  # nothing to do: no bar at all
             bar.start()
-            task = bar.add_task("runs", total=total)
-        bar.update(task, completed=done, total=total, description=run_id or "done")
+            grid = bar.add_task("runs", total=status.total, note="")
+        eta = status.remaining_seconds()
+        note = "  ".join(filter(None, (
+            f"{len(status.running)} running" if status.running else "",
+            f"[red]{len(status.failed)} failed[/]" if status.failed else "",
+            f"~{_duration(eta)} left" if eta is not None and status.done < status.total else "")))
+        bar.update(grid, completed=status.done, total=status.total, note=note,
+                   description="runs" if status.done < status.total else "done")
+        for run_id in [r for r in rows if r not in status.running]:
+            bar.remove_task(rows.pop(run_id))
+        for run_id, running in status.running.items():
+            if run_id not in rows:
+                rows[run_id] = bar.add_task(f"  {run_id}", total=None, note="")
+            bar.update(rows[run_id], completed=running.epoch, total=running.max_epochs or None,
+                       note=f"epochs · {running.text}" if running.epoch else "")
 
     try:
         yield update
     finally:
-        if task is not None:  # never started: print nothing, not even a blank line
+        if grid is not None:  # never started: print nothing, not even a blank line
             bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def print_table(table, title: str) -> None:
@@ -98,7 +122,8 @@ def print_split_comparison(table, out: Path) -> None:
     """Where ``out`` also holds these models under another split, show macro-F1 side by side."""
     import pandas as pd
 
-    from studybench.studies.results import collect_results, summarize
+    from studybench.results import summarize
+    from studybench.runfolder import collect_results
 
     everything = summarize(collect_results(out))
     keys = ["model", "features", "preset", "data"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from studybench.errors import StudybenchError
+from studybench.runfolder import read_run
 
 LOCAL = "local"  # the value of a bare --mlflow
 
@@ -68,9 +69,9 @@ class MlflowTracker:
         run_id = folder.name
         if self._logged(run_id):
             return False
-        config = json.loads((folder / "config.json").read_text())
-        metrics = json.loads((folder / "metrics.json").read_text())
-        tags = {"studybench.run_id": run_id, "studybench.study": config.get("study", "lyrics"),
+        run = read_run(folder)
+        config, metrics = run.config, run.metrics
+        tags = {"studybench.run_id": run_id, "studybench.study": run.study,
                 "model": str(metrics.get("model")), "preset": str(metrics.get("preset")),
                 "seed": str(metrics.get("seed"))}
         for key in ("features", "split", "stage", "arm", "fraction"):

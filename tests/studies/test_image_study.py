@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from studybench.cli import app
 from studybench.errors import StudybenchError
-from studybench.studies.image_results import gains_over_scratch, summarize_images
+from studybench.results import gains_over_scratch, summarize_images
 from studybench.studies.images import run_images
 
 QUICK = {"train.epochs": 2, "train.batch_size": 16, "model.widths": "8,16,16", "transfer.fractions": "0.5,1.0"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from studybench.data.lyrics import read_lyrics
 from studybench.errors import StudybenchError
 from studybench.records import RunWriter, environment
 from studybench.studies.lyrics import evaluate_run, load_run_model, run_lyrics
-from studybench.studies.results import COLUMNS, collect_results
+from studybench.runfolder import RESULT_COLUMNS as COLUMNS
+from studybench.runfolder import collect_results
 
 RUN_FILES = {"config.json", "metrics.json", "predictions.csv", "model.skops", "environment.json", "split.json"}
 ARGS = dict(models="majority,tfidf_logreg", features="lyrics", seeds="0,1", preset="seed")
@@ -44,7 +46,8 @@ def study(corpus, tmp_path_factory):
     """One study run: 2 models x 1 feature set x 2 seeds = 4 runs."""
     out = tmp_path_factory.mktemp("study") / "out"
     calls = []
-    table = run_lyrics(corpus, out=out, progress=lambda *a: calls.append(a), **ARGS)
+    table = run_lyrics(corpus, out=out, progress=lambda event, status: calls.append((event, deepcopy(status))),
+                       **ARGS)
     return out, table, calls
 
 
@@ -152,9 +155,12 @@ def test_tfidf_logreg_beats_the_majority_baseline(study):
 
 def test_progress_reports_every_run(study):
     _, _, calls = study
-    assert [c[1:] for c in calls] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
-    assert calls[-1][0] == ""
-    assert all(c[0] for c in calls[:-1])
+    ends = [(event.run_id, status.done, status.total) for event, status in calls if event.kind == "finished"]
+    assert [e[1:] for e in ends] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert sorted(e[0] for e in ends) == [r.name for r in _run_dirs(study[0])]
+    kinds = [event.kind for event, _ in calls]
+    assert kinds[0] == "planned" and kinds[-1] == "done"
+    assert kinds.count("dispatched") == kinds.count("started") == 4
 
 
 def test_rerun_reuses_finished_runs(study, corpus):

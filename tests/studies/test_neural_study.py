@@ -84,10 +84,12 @@ def test_train_keys_reach_neural_models_and_are_checked(corpus, tmp_path):
 
 def test_progress_hears_every_epoch_of_a_neural_run(corpus, tmp_path):
     calls = []
-    _run(corpus, tmp_path / "out", features="lyrics", progress=lambda *a: calls.append(a))
-    epochs = [c[0] for c in calls if "· epoch" in c[0]]
-    assert [e.split("· epoch ")[1].split(" ")[0] for e in epochs] == ["1/3", "2/3", "3/3"]
-    assert all(e.startswith("embedding_bag.lyrics.tuned.artist.s0-") and "val macro-F1 0." in e for e in epochs)
+    _run(corpus, tmp_path / "out", features="lyrics", progress=lambda event, status: calls.append(
+        (event, {r: (x.epoch, x.max_epochs, x.text) for r, x in status.running.items()})))
+    epochs = [(event.run_id, running[event.run_id]) for event, running in calls if event.kind == "epoch"]
+    assert [e[1][:2] for e in epochs] == [(1, 3), (2, 3), (3, 3)]
+    assert all(run_id.startswith("embedding_bag.lyrics.tuned.artist.s0-") and text.startswith("val macro f1 0.")
+               for run_id, (_, _, text) in epochs)
 
 
 NEURAL = neural_lyrics_models()

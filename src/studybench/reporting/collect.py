@@ -15,28 +15,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+from studybench.runfolder import Run, is_finished_name, read_run
 
-REQUIRED = ("config.json", "metrics.json")
-
-
-@dataclass
-class Run:
-    """One finished run folder, as read from disk."""
-
-    path: Path
-    config: dict
-    metrics: dict
-    history: pd.DataFrame | None
-    environment: dict
-
-    @property
-    def run_id(self) -> str:
-        return self.path.name
-
-    @property
-    def study(self) -> str:
-        return self.config.get("study", "lyrics")
+FAILURES = "failures.json"  # written by the driver (studybench.pipeline.driver): run id -> error
 
 
 @dataclass
@@ -49,6 +30,7 @@ class Collected:
     problems: list[str] = field(default_factory=list)  # "<run>: no metrics.json", ...
     interrupted: list[str] = field(default_factory=list)  # a checkpoint or <run>.partial left behind
     missing: list[str] = field(default_factory=list)  # planned by a command, never finished
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> its error (failures.json)
     duplicates: list[str] = field(default_factory=list)  # a run id met again in another runs/ folder
     commands: list[str] = field(default_factory=list)  # the command lines that made the runs
     planned: bool = False  # a plan.json was found (so unfinished runs can be named)
@@ -69,30 +51,6 @@ def _runs_dirs(root: Path, depth: int = 3) -> list[Path]:
     return found
 
 
-def read_run(folder: Path) -> Run:
-    """A run folder; raises ValueError naming the first missing or unreadable file."""
-    for name in REQUIRED:
-        if not (folder / name).is_file():
-            raise ValueError(f"no {name}")
-    try:
-        config, metrics = _read_json(folder / "config.json"), _read_json(folder / "metrics.json")
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"unreadable JSON ({exc})") from None
-    history = None
-    if (folder / "history.csv").is_file():
-        try:
-            history = pd.read_csv(folder / "history.csv")
-        except (OSError, ValueError, pd.errors.ParserError):
-            history = None
-    environment = {}
-    if (folder / "environment.json").is_file():
-        try:
-            environment = _read_json(folder / "environment.json")
-        except (OSError, ValueError):
-            environment = {}
-    return Run(folder, config, metrics, history, environment)
-
-
 def collect(root: str | Path) -> Collected:
     """Every run folder under ``root``; unreadable ones become :attr:`Collected.problems`."""
     root = Path(root)
@@ -102,6 +60,8 @@ def collect(root: str | Path) -> Collected:
         for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
             if folder.name.endswith(".partial"):
                 result.interrupted.append(folder.name[: -len(".partial")])
+                continue
+            if not is_finished_name(folder.name):
                 continue
             if folder.name in finished:  # the same run copied into two --out folders: count it once
                 result.duplicates.append(folder.name)
@@ -126,7 +86,17 @@ def collect(root: str | Path) -> Collected:
             for entry in entries:
                 result.commands.append(entry.get("command", ""))
                 result.missing += entry.get("run_ids", [])
+        failures = runs.parent / FAILURES
+        if failures.is_file():
+            try:
+                recorded = _read_json(failures)
+            except (OSError, ValueError):
+                recorded = {}
+            if isinstance(recorded, dict):
+                result.failed.update({k: str((v or {}).get("error", "")) if isinstance(v, dict) else str(v)
+                                      for k, v in recorded.items()})
     # after every folder is read: a run planned in one --out folder may have finished in another
-    result.missing = sorted(set(result.missing) - finished)
+    result.failed = {k: v for k, v in result.failed.items() if k not in finished}
+    result.missing = sorted(set(result.missing) - finished - set(result.failed))
     result.commands = list(dict.fromkeys(c for c in result.commands if c))
     return result

@@ -19,7 +19,7 @@ from studybench.reporting.reference import (
     LYRICS_VALIDATION_ACCURACY,
     TRANSFER_NOTE,
 )
-from studybench.studies.image_results import gains_over_scratch
+from studybench.results import gains_over_scratch
 
 
 @dataclass
@@ -114,6 +114,9 @@ def protocol_section(c: Collected) -> Section:
     if c.missing:
         status.append(f"{len(c.missing)} planned runs have not finished (rerun the same command to "
                       f"complete them): " + ", ".join(c.missing[:20]) + (" …" if len(c.missing) > 20 else ""))
+    if c.failed:
+        status.append(f"{len(c.failed)} runs failed (rerun the same command to try them again): " + "; ".join(
+            f"{k} ({v})" for k, v in list(c.failed.items())[:10]) + (" …" if len(c.failed) > 10 else ""))
     if c.interrupted:
         status.append(f"{len(c.interrupted)} runs were interrupted mid-training: " + ", ".join(c.interrupted))
     if c.problems:

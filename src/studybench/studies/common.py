@@ -1,10 +1,9 @@
-"""What both studies share: argument parsing, seeding, where checkpoints go."""
+"""What both studies share: argument parsing and seeding."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +59,3 @@ def parse_seeds(seeds: str | Sequence[int]) -> list[int]:
         raise StudybenchError(f"--seeds: {', '.join(map(str, repeated))} given twice; each seed is one run")
     return seed_list
 
-
-def checkpoint_path(run_dir: Path) -> Path:
-    """Where a run's training state waits between epochs: ``OUT/checkpoints/<run id>.ckpt``."""
-    return run_dir.parent.parent / "checkpoints" / f"{run_dir.name}.ckpt"

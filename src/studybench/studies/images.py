@@ -1,14 +1,17 @@
 """The image study: class blocks, block-1 models, and transfer to block 2.
 
-:func:`run_images` trains every block-1 model for every seed on block 1 (tested on
-the official test images of block 1's classes), then every transfer arm at every
-training fraction on block 2, and returns two tables (mean +- std over seeds).
-Each run is a folder of its own; a rerun skips finished runs.
+:func:`plan_images` turns a request into jobs: every block-1 model for every seed on
+block 1 (tested on the official test images of block 1's classes), then every transfer
+arm at every training fraction on block 2, each depending on the block-1 runs it starts
+from. :func:`execute_job` is one run in a worker; :func:`run_images` drives the plan and
+returns two tables (mean +- std over seeds). A rerun skips finished runs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,23 +37,13 @@ from studybench.errors import StudybenchError
 from studybench.evaluation.metrics import classification_metrics
 from studybench.models.image.model import ImageModel
 from studybench.models.image.transfer import ARMS, NEEDS, transfer_model
-from studybench.records import (
-    RunWriter,
-    config_hash,
-    environment,
-    read_json,
-    record_plan,
-    write_csv,
-    write_json,
-)
-from studybench.studies.image_results import collect_image_results, summarize_images
-from studybench.studies.common import (
-    check_model_overrides,
-    checkpoint_path,
-    parse_list,
-    parse_seeds,
-    seed_everything,
-)
+from studybench.pipeline.driver import Progress, run_plan
+from studybench.pipeline.executors import Executor
+from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
+from studybench.records import config_hash, write_csv, write_json
+from studybench.results import summarize_images
+from studybench.runfolder import write_metrics
+from studybench.studies.common import check_model_overrides, parse_list, parse_seeds, seed_everything
 
 AUTOENCODER = "conv_autoencoder"
 
@@ -67,18 +60,20 @@ class Block:
 
 def make_blocks(data: ImageData, config: ImagesConfig) -> list[Block]:
     """The dataset's classes split into ``data.blocks`` blocks, each with its test images."""
+    return [make_block(data, config, i) for i in range(config.data.blocks)]
+
+
+def make_block(data: ImageData, config: ImagesConfig, index: int) -> Block:
+    """Class block ``index`` (0-based) of the dataset, with its test images."""
     c = config.data
-    ids = class_blocks(len(data.train.classes), c.blocks, c.block_seed)
-    blocks = []
-    for i, classes in enumerate(ids):
-        train = select_classes(data.train, classes)
-        if data.test is not None:
-            test = select_classes(data.test, classes)
-        else:  # an image folder without test/: a fixed, stratified share of the block
-            rest, held = stratified_split(train.labels, c.test_size, c.block_seed)
-            train, test = train.subset(rest), train.subset(held)
-        blocks.append(Block(i + 1, classes, train, test))
-    return blocks
+    classes = class_blocks(len(data.train.classes), c.blocks, c.block_seed)[index]
+    train = select_classes(data.train, classes)
+    if data.test is not None:
+        test = select_classes(data.test, classes)
+    else:  # an image folder without test/: a fixed, stratified share of the block
+        rest, held = stratified_split(train.labels, c.test_size, c.block_seed)
+        train, test = train.subset(rest), train.subset(held)
+    return Block(index + 1, classes, train, test)
 
 
 def _digest(data: ImageData) -> str:
@@ -98,22 +93,24 @@ def _split(block: Block, config: ImagesConfig, seed: int, fraction: float) -> tu
     return train, block.train.subset(val)
 
 
-def run_images(
+RUNNER = "studybench.studies.images:execute_job"
+
+
+def plan_images(
     data: str | Path | ImageData | None = None,
     dataset: str = "auto",
     models: str | Sequence[str] | None = None,
     seeds: str | Sequence[int] = (0,),
     preset: str = "tuned",
     overrides: dict[str, Any] | None = None,
-    out: str | Path = "runs/images",
     cache: str | Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
-    tracker=None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Block-1 models and block-2 transfer arms for every seed; returns
-    ``(block1_table, transfer_table)``. ``data`` is a folder, images already loaded
-    (:class:`ImageData`), or None to download CIFAR into ``cache``."""
+) -> Plan:
+    """Block-1 models and block-2 transfer arms for every seed, as jobs; nothing is written.
+
+    The images are read here, once (their digest is part of every run id); each class
+    block is a payload the driver prepares when the first job needs it, and a transfer
+    arm names the block-1 runs it starts from, which the driver sends it when they finish."""
     run_over, model_over = split_overrides(dict(overrides or {}))
     if dataset != "auto":
         run_over["data.dataset"] = dataset
@@ -141,6 +138,8 @@ def run_images(
     if any("ae" in NEEDS[a] for a in t.arms) and not t.ae_source:
         needed.add(AUTOENCODER)
     specs += [registry.get(n) for n in sorted(needed - {s.name for s in specs})]
+    for given in filter(None, (t.source, t.ae_source)):
+        _check_source(Path(given))
     check_model_overrides(specs, model_over)
     seed_list = parse_seeds(seeds)
     if preset not in registry.PRESETS:
@@ -149,148 +148,163 @@ def run_images(
 
     loaded = data if isinstance(data, ImageData) else load_images(data, config.data.dataset, cache,
                                                                   config.data.image_size)
-    blocks = make_blocks(loaded, config)
-    if t.arms and len(blocks) < 2:
+    ids = class_blocks(len(loaded.train.classes), config.data.blocks, config.data.block_seed)
+    if t.arms and len(ids) < 2:
         raise StudybenchError("transfer needs two blocks (--set data.blocks=2) or no arms (transfer.arms=[])")
     digest = _digest(loaded)
     if log:
         log(f"{loaded.source}: {loaded.name}, {len(loaded.train):,} training and "
             f"{len(loaded.test) if loaded.test is not None else 0:,} test images, "
-            f"{len(loaded.train.classes)} classes -> {len(blocks)} blocks of "
-            f"{', '.join(str(len(b.classes)) for b in blocks)} classes")
+            f"{len(loaded.train.classes)} classes -> {len(ids)} blocks of "
+            f"{', '.join(str(len(b)) for b in ids)} classes")
 
-    out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
     base = {"study": "images", "preset": preset, "data": digest, "config": to_dict(config.data)}
     block_info = {"dataset": loaded.name, "source": str(loaded.source), "block_seed": config.data.block_seed,
-                  "blocks": [[loaded.train.classes[c] for c in b.classes] for b in blocks]}
-    jobs: list[dict] = []
+                  "blocks": [[loaded.train.classes[c] for c in b] for b in ids]}
+    key = f"image-blocks:{digest}:{config_hash(to_dict(config.data))}"
+    payloads = {f"{key}:b{i + 1}": functools.partial(make_block, loaded, config, i) for i in range(2)}
+    data_ref = DataRef(str(loaded.source), digest)
+    jobs: list[Job] = []
     for seed in seed_list:
+        block1 = {}
         for spec in specs:
-            jobs.append({**base, "stage": "block1", "model": spec.name, "seed": seed,
-                         "params": to_dict(params[spec.name]), "fraction": config.data.train_fraction})
+            record = {**base, "stage": "block1", "model": spec.name, "seed": seed,
+                      "params": to_dict(params[spec.name]), "fraction": config.data.train_fraction}
+            run_id = f"{spec.name}.{preset}.b1.s{seed}-{config_hash(record)}"
+            record["run_id"] = run_id
+            block1[spec.name] = run_id
+            jobs.append(Job(run_id, "images", RUNNER, spec.name, None, preset, seed, record, data_ref,
+                            inputs=(f"{key}:b1",), params=params[spec.name], settings=config,
+                            context={"images": block_info}))
         for fraction in t.fractions:
             for arm in t.arms:
-                jobs.append({**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}",
-                             "seed": seed, "fraction": fraction, "cnn": t.cnn,
-                             "trunk_lr_scale": t.trunk_lr_scale, "epochs": t.epochs})
-    run_ids, block1 = [], {}
-    for i, job in enumerate(jobs):
-        if job["stage"] == "transfer":  # the sources are part of what the run depends on
-            job["sources"] = _sources(job, config, block1)
-            name = f"{job['arm']}.{preset}.b2.f{job['fraction']:g}.s{job['seed']}"
-        else:
-            name = f"{job['model']}.{preset}.b1.s{job['seed']}"
-        run_id = f"{name}-{config_hash(job)}"
-        run_ids.append(run_id)
-        job["run_id"] = run_id
-        if job["stage"] == "block1":
-            block1[(job["model"], job["seed"])] = run_id
-    record_plan(out, run_ids)
-    for i, job in enumerate(jobs):
-        run_id = job["run_id"]
-        if progress:
-            progress(run_id, i, len(jobs))
-        run_dir = out / "runs" / run_id
-        if run_dir.is_dir():
-            if tracker:
-                tracker.log_run(run_dir)
-            continue
-        report = None
-        if progress:
-            def report(row, run_id=run_id, i=i):
-                metric = "val_accuracy" if "val_accuracy" in row else "val_psnr"
-                progress(f"{run_id} · epoch {row['epoch']}/{row['max_epochs']} · "
-                         f"{metric.replace('_', ' ')} {row.get(metric, float('nan')):.3f}", i, len(jobs))
-        _execute(run_dir, job, blocks, config, params, block_info, report)
-        if tracker:
-            tracker.log_run(run_dir)
-        write_csv(out / "results.csv", collect_image_results(out))
-    if progress:
-        progress("", len(jobs), len(jobs))
-    everything = collect_image_results(out)
-    write_csv(out / "results.csv", everything)
-    mine = everything.set_index("run_id").loc[run_ids].reset_index()
-    return summarize_images(mine)
+                record = {**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}", "seed": seed,
+                          "fraction": fraction, "cnn": t.cnn, "trunk_lr_scale": t.trunk_lr_scale,
+                          "epochs": t.epochs}
+                # the sources are part of what the run depends on
+                record["sources"] = _sources(arm, config, block1)
+                run_id = f"{arm}.{preset}.b2.f{fraction:g}.s{seed}-{config_hash(record)}"
+                record["run_id"] = run_id
+                jobs.append(Job(run_id, "images", RUNNER, record["model"], arm, preset, seed, record, data_ref,
+                                inputs=(f"{key}:b2",), sources=dict(record["sources"]), settings=config,
+                                context={"images": block_info}))
+    return Plan("images", jobs, payloads)
 
 
-def _sources(job: dict, config: ImagesConfig, block1: dict[tuple[str, int], str]) -> dict[str, str]:
+def run_images(
+    data: str | Path | ImageData | None = None,
+    dataset: str = "auto",
+    models: str | Sequence[str] | None = None,
+    seeds: str | Sequence[int] = (0,),
+    preset: str = "tuned",
+    overrides: dict[str, Any] | None = None,
+    out: str | Path = "runs/images",
+    cache: str | Path | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    tracker=None,
+    workers: int | str = 1,
+    threads: int | None = None,
+    ray: str | None = None,
+    executor: Executor | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Block-1 models and block-2 transfer arms for every seed; returns
+    ``(block1_table, transfer_table)``. ``data`` is a folder, images already loaded
+    (:class:`ImageData`), or None to download CIFAR into ``cache``. ``workers``,
+    ``threads``, ``ray`` and ``executor`` as in :func:`studybench.studies.lyrics.run_lyrics`."""
+    plan = plan_images(data, dataset, models, seeds, preset, overrides, cache, log)
+    return run_plan(plan, out, summarize_images, executor=executor, workers=workers, threads=threads,
+                    ray=ray, progress=progress, tracker=tracker, log=log)
+
+
+def _sources(arm: str, config: ImagesConfig, block1: dict[str, str]) -> dict[str, str]:
     """The block-1 CNN and autoencoder a transfer run starts from: a run folder the user
     named, or the run id of this study's block-1 run for the same seed."""
-    t, seed = config.transfer, job["seed"]
-    sources = {"cnn": str(Path(t.source).resolve()) if t.source else block1[(t.cnn, seed)]}
-    if "ae" in NEEDS[job["arm"]]:
-        sources["ae"] = str(Path(t.ae_source).resolve()) if t.ae_source else block1[(AUTOENCODER, seed)]
+    t = config.transfer
+    sources = {"cnn": str(Path(t.source).resolve()) if t.source else block1[t.cnn]}
+    if "ae" in NEEDS[arm]:
+        sources["ae"] = str(Path(t.ae_source).resolve()) if t.ae_source else block1[AUTOENCODER]
     return sources
 
 
-def _execute(run_dir: Path, job: dict, blocks: list[Block], config: ImagesConfig,
-             params: dict[str, Any], block_info: dict, on_epoch) -> None:
-    runs = run_dir.parent
-    seed = job["seed"]
+def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict], None] | None = None) -> None:
+    """One image run, in a worker: a block-1 model, or a transfer arm built from the files of
+    its source runs; the run's files are written into ``folder``."""
+    block: Block = inputs.payloads[job.inputs[0]]
+    config: ImagesConfig = job.settings
+    record, seed = job.record, job.seed
     seed_everything(seed)
     torch.manual_seed(seed)
-    if job["stage"] == "block1":
-        block = blocks[0]
-        spec = registry.get(job["model"])
-        model: ImageModel = spec.build(params[spec.name], "images", seed)
+    if record["stage"] == "block1":
+        model: ImageModel = registry.get(job.model).build(job.params, "images", seed)
         prepare = None
     else:
-        block = blocks[1]
-        cnn = _load_source(runs / job["sources"]["cnn"])  # an absolute path stays as it is
-        ae = _load_source(runs / job["sources"]["ae"]) if "ae" in job["sources"] else None
-        model, prepare = transfer_model(job["arm"], cnn, ae, seed, job["trunk_lr_scale"],
-                                        epochs=job["epochs"])
-    train, val = _split(block, config, seed, job["fraction"])
+        cnn = _load_source(inputs.sources["cnn"], record["sources"]["cnn"])
+        ae = _load_source(inputs.sources["ae"], record["sources"]["ae"]) if "ae" in inputs.sources else None
+        model, prepare = transfer_model(record["arm"], cnn, ae, seed, record["trunk_lr_scale"],
+                                        epochs=record["epochs"])
+    train, val = _split(block, config, seed, record["fraction"])
     model.on_epoch = on_epoch
     started = time.perf_counter()
-    selection = model.fit(train, val, prepare, checkpoint=checkpoint_path(run_dir))
+    selection = model.fit(train, val, prepare, checkpoint=inputs.checkpoint)
     # a resumed run also counts the training time of its interrupted attempts
     fit_seconds = time.perf_counter() - started + selection.get("seconds_before_resume", 0.0)
     sizes = {"train": len(train), "val": len(val), "test": len(block.test)}
-    with RunWriter(run_dir) as tmp:
-        artifact = model.save(tmp)
-        started = time.perf_counter()
-        if model.task == "reconstruction":
-            reconstructions, test = model.reconstruct(block.test.images)
-            _write_examples(tmp / "reconstructions.png", block.test.images[:8], reconstructions[:8])
-            predicted = None
-        else:
-            scores, _ = model.scores(block.test)
-            predicted = scores.argmax(axis=1)
-            names = np.asarray(block.test.classes, dtype=object)
-            test = classification_metrics(names[block.test.labels.numpy()], names[predicted],
-                                          list(block.test.classes))
-        predict_seconds = time.perf_counter() - started
-        write_json(tmp / "config.json", {
-            **job, "block": block.index, "block_classes": list(block.test.classes), "images": block_info,
-            "artifact": {"kind": model.kind, "file": artifact}, "classes": list(block.test.classes),
-            "task": model.task,
-        })
-        write_csv(tmp / "history.csv", pd.DataFrame(model.history_))
-        if predicted is not None:
-            frame = pd.DataFrame({"index": np.arange(len(block.test)), "label": block.test.labels.numpy(),
-                                  "predicted": predicted})
-            score_cols = pd.DataFrame(scores, columns=[f"score:{c}" for c in block.test.classes])
-            write_csv(tmp / "predictions.csv", pd.concat([frame, score_cols], axis=1))
-        write_json(tmp / "environment.json", environment())
-        write_json(tmp / "metrics.json", {
-            "run_id": job["run_id"], "stage": job["stage"], "model": job["model"],
-            "arm": job.get("arm"), "fraction": job["fraction"], "preset": job["preset"], "seed": seed,
-            "task": model.task, "sizes": sizes, "test": test, "selection": json_ready(selection),
-            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-            "n_params": int(model.n_params_), "n_trainable": int(model.n_trainable_),
-        })
+    artifact = model.save(folder)
+    started = time.perf_counter()
+    if model.task == "reconstruction":
+        reconstructions, test = model.reconstruct(block.test.images)
+        _write_examples(folder / "reconstructions.png", block.test.images[:8], reconstructions[:8])
+        predicted = None
+    else:
+        scores, _ = model.scores(block.test)
+        predicted = scores.argmax(axis=1)
+        names = np.asarray(block.test.classes, dtype=object)
+        test = classification_metrics(names[block.test.labels.numpy()], names[predicted],
+                                      list(block.test.classes))
+    predict_seconds = time.perf_counter() - started
+    write_json(folder / "config.json", {
+        **record, "block": block.index, "block_classes": list(block.test.classes),
+        "images": job.context["images"], "artifact": {"kind": model.kind, "file": artifact},
+        "classes": list(block.test.classes), "task": model.task,
+    })
+    write_csv(folder / "history.csv", pd.DataFrame(model.history_))
+    if predicted is not None:
+        frame = pd.DataFrame({"index": np.arange(len(block.test)), "label": block.test.labels.numpy(),
+                              "predicted": predicted})
+        score_cols = pd.DataFrame(scores, columns=[f"score:{c}" for c in block.test.classes])
+        write_csv(folder / "predictions.csv", pd.concat([frame, score_cols], axis=1))
+    write_metrics(
+        folder, run_id=job.run_id, study="images", model=job.model, preset=job.preset, seed=seed,
+        stage=record["stage"], arm=record.get("arm"), fraction=record["fraction"], task=model.task,
+        sizes=sizes, test=test, score_kind=None if predicted is None else "probability",
+        selection=json_ready(selection), fit_seconds=fit_seconds, predict_seconds=predict_seconds,
+        n_params=int(model.n_params_), n_trainable=int(model.n_trainable_))
 
 
-def _load_source(folder: Path) -> ImageModel:
-    if not (folder / "config.json").is_file():
-        raise StudybenchError(f"{folder}: not a finished image run folder (no config.json)")
-    config = read_json(folder / "config.json")
+def _check_source(folder: Path) -> None:
+    """A block-1 run folder named by the user must be a finished image run (checked before
+    anything runs)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise StudybenchError(f"{folder}: not a finished image run folder (no readable config.json)") from None
+    if not isinstance(config, dict) or (config.get("artifact") or {}).get("kind") != ImageModel.kind:
+        raise StudybenchError(f"{folder}: not an image model run")
+
+
+def _load_source(files: dict[str, bytes], name: str) -> ImageModel:
+    """A block-1 image model from its run's files (sent by the driver: no shared disk)."""
+    import tempfile
+
+    config = json.loads(files["config.json"])
     artifact = config.get("artifact", {})
     if artifact.get("kind") != ImageModel.kind:
-        raise StudybenchError(f"{folder}: not an image model run")
-    return ImageModel.load(folder / artifact["file"])
+        raise StudybenchError(f"{name}: not an image model run")
+    with tempfile.TemporaryDirectory(prefix="studybench-source-") as tmp:
+        for file_name, content in files.items():
+            (Path(tmp) / file_name).write_bytes(content)
+        return ImageModel.load(Path(tmp) / artifact["file"])
 
 
 def _write_examples(path: Path, originals: torch.Tensor, reconstructions: torch.Tensor) -> None:

@@ -1,12 +1,15 @@
-"""The lyrics study: the one place that wires data, models and run records together.
+"""The lyrics study: what is specific to it, wired into the shared run pipeline.
 
-:func:`run_lyrics` trains and tests every (model x features x seed) combination
-and returns the table of test accuracy and macro-F1 (mean +- std over seeds);
-:func:`evaluate_run` scores a finished run on another labelled file.
+:func:`plan_lyrics` turns a request into jobs (every model x features x seed) without
+running anything; :func:`execute_job` is one run, in whatever worker an executor chose;
+:func:`run_lyrics` does both through the driver and returns the table of test accuracy
+and macro-F1 (mean +- std over seeds); :func:`evaluate_run` scores a finished run on
+another labelled file.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ import pandas as pd
 
 from studybench import registry
 from studybench.config import (
+    SPLIT_KINDS,
     LyricsConfig,
     apply_overrides,
     from_dict,
@@ -30,24 +34,13 @@ from studybench.data.lyrics import LyricsFile, read_lyrics
 from studybench.data.splits import LyricsSplit, check_known_labels, make_split
 from studybench.errors import StudybenchError
 from studybench.evaluation.metrics import classification_metrics
-from studybench.records import (
-    RunWriter,
-    config_hash,
-    environment,
-    file_digest,
-    read_json,
-    record_plan,
-    write_csv,
-    write_json,
-)
-from studybench.studies.common import (
-    check_model_overrides,
-    checkpoint_path,
-    parse_list,
-    parse_seeds,
-    seed_everything,
-)
-from studybench.studies.results import collect_results, summarize
+from studybench.pipeline.driver import Progress, run_plan
+from studybench.pipeline.executors import Executor
+from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
+from studybench.records import config_hash, file_digest, read_json, write_csv, write_json
+from studybench.results import summarize
+from studybench.runfolder import write_metrics
+from studybench.studies.common import check_model_overrides, parse_list, parse_seeds, seed_everything
 
 FEATURE_SETS = ("lyrics", "lyrics+artist")
 
@@ -82,7 +75,10 @@ def load_clean(path: str | Path, config: LyricsConfig) -> LoadedData:
     return LoadedData(file, frame, report, file_digest(path))
 
 
-def run_lyrics(
+RUNNER = "studybench.studies.lyrics:execute_job"
+
+
+def plan_lyrics(
     data: str | Path,
     test_data: str | Path | None = None,
     models: str | Sequence[str] | None = None,
@@ -91,17 +87,12 @@ def run_lyrics(
     seeds: str | Sequence[int] = (0,),
     preset: str = "tuned",
     overrides: dict[str, Any] | None = None,
-    out: str | Path = "runs/lyrics",
-    progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
-    tracker=None,
-) -> pd.DataFrame:
-    """Train and test every (model x features x seed); return the summary table.
+) -> Plan:
+    """Every (model x features x seed) of the lyrics study as jobs; nothing is written.
 
-    Finished runs already in ``out`` are reused, not recomputed. ``overrides`` are
-    dotted keys as given to ``--set`` (``model.*`` keys go to the models that have them).
-    ``tracker`` (e.g. :class:`studybench.tracking.MlflowTracker`) gets every finished run folder.
-    """
+    The files are read and cleaned here, once (their digests are part of every run id);
+    each seed's split is a payload the driver computes when the first job needs it."""
     run_over, model_over = split_overrides(dict(overrides or {}))
     if split is not None:
         run_over["split.kind"] = split
@@ -109,8 +100,8 @@ def run_lyrics(
         run_over["split.kind"] = "file" if test_data else "random"
     config: LyricsConfig = apply_overrides(LyricsConfig(), run_over)
     kind = config.split.kind
-    if kind not in ("random", "artist", "file"):
-        raise StudybenchError(f"--split {kind}: unknown split kind (known: random, artist, file)")
+    if kind not in SPLIT_KINDS:
+        raise StudybenchError(f"--split {kind}: unknown split kind (known: {', '.join(SPLIT_KINDS)})")
     if kind == "file" and not test_data:
         raise StudybenchError("--split file needs --test-data FILE")
     if test_data and kind != "file":
@@ -145,61 +136,73 @@ def run_lyrics(
                 f"the study had no artist input). Test artists are unknown on the {kind} split, so their "
                 "+artist scores rest on an untrained artist bucket; --set model.artist_dropout=0.5 fixes this.")
 
-    out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    jobs = []
+    test_digest = test_loaded.digest if test_loaded else None
+    context = {"data": train_data.describe(), "test_data": test_loaded.describe() if test_loaded else None}
+    jobs, payloads = [], {}
     for seed in seed_list:
+        # the split of one seed, shared by every model and feature set of that seed
+        key = f"lyrics-split:{train_data.digest}:{test_digest}:{config_hash(to_dict(config))}:s{seed}"
+        payloads[key] = functools.partial(make_split, train_data.frame, config.split, seed,
+                                          test_loaded.frame if test_loaded else None, str(data))
         for spec in specs:
             for fs in feature_sets:
                 record = {
                     "study": "lyrics", "model": spec.name, "features": fs, "preset": preset, "seed": seed,
                     "params": to_dict(params[spec.name]), "config": to_dict(config),
-                    "data": train_data.digest, "test_data": test_loaded.digest if test_loaded else None,
+                    "data": train_data.digest, "test_data": test_digest,
                 }
                 run_id = f"{spec.name}.{fs}.{preset}.{kind}.s{seed}-{config_hash(record)}"
-                jobs.append((seed, spec, record, run_id))
-    run_ids = [job[-1] for job in jobs]
-    record_plan(out, run_ids)
-    splits = {}
-    for i, (seed, spec, record, run_id) in enumerate(jobs):
-        if progress:
-            progress(run_id, i, len(jobs))
-        run_dir = out / "runs" / run_id
-        if run_dir.is_dir():
-            if tracker:
-                tracker.log_run(run_dir)  # finished earlier; logged unless it was then
-            continue  # finished earlier: a run folder exists only once complete
-        if seed not in splits:
-            test_frame = test_loaded.frame if test_loaded else None
-            splits[seed] = make_split(train_data.frame, config.split, seed, test_frame, str(data))
-        report = None
-        if progress:
-            def report(row, run_id=run_id, i=i):  # epoch-level progress for neural runs
-                progress(f"{run_id} · epoch {row['epoch']}/{row['max_epochs']} · val macro-F1 "
-                         f"{row.get('val_macro_f1', float('nan')):.3f}", i, len(jobs))
-        _execute(run_dir, run_id, record, spec, params[spec.name], splits[seed], train_data, test_loaded,
-                 report)
-        if tracker:
-            tracker.log_run(run_dir)
-        write_csv(out / "results.csv", collect_results(out))  # kept current if interrupted
-    if progress:
-        progress("", len(jobs), len(jobs))
-    everything = collect_results(out)
-    write_csv(out / "results.csv", everything)
-    mine = everything.set_index("run_id").loc[run_ids].reset_index()  # this command's runs, in order
-    return summarize(mine)
+                jobs.append(Job(run_id, "lyrics", RUNNER, spec.name, fs, preset, seed, record,
+                                DataRef(str(data), train_data.digest), inputs=(key,),
+                                params=params[spec.name], settings=config, context=context))
+    return Plan("lyrics", jobs, payloads)
 
 
-def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec, params: Any,
-             split: LyricsSplit, train_data: LoadedData, test_data: LoadedData | None,
-             on_epoch: Callable[[dict], None] | None = None) -> None:
-    seed_everything(record["seed"])
-    model = spec.build(params, record["features"], record["seed"])
+def run_lyrics(
+    data: str | Path,
+    test_data: str | Path | None = None,
+    models: str | Sequence[str] | None = None,
+    features: str | Sequence[str] = FEATURE_SETS,
+    split: str | None = None,
+    seeds: str | Sequence[int] = (0,),
+    preset: str = "tuned",
+    overrides: dict[str, Any] | None = None,
+    out: str | Path = "runs/lyrics",
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    tracker=None,
+    workers: int | str = 1,
+    threads: int | None = None,
+    ray: str | None = None,
+    executor: Executor | None = None,
+) -> pd.DataFrame:
+    """Train and test every (model x features x seed); return the summary table.
+
+    Finished runs already in ``out`` are reused, not recomputed. ``overrides`` are
+    dotted keys as given to ``--set`` (``model.*`` keys go to the models that have them).
+    ``workers``/``threads``/``ray`` choose where runs execute (see
+    :func:`studybench.pipeline.executors.make_executor`; default: one at a time, here), or
+    pass an ``executor``. ``progress(event, status)`` hears every run and epoch;
+    ``tracker`` (e.g. :class:`studybench.tracking.MlflowTracker`) gets every finished run
+    folder. Failed runs raise :class:`~studybench.pipeline.driver.StudyFailed` once the
+    others are done, with the table of those in ``.result``."""
+    plan = plan_lyrics(data, test_data, models, features, split, seeds, preset, overrides, log)
+    return run_plan(plan, out, summarize, executor=executor, workers=workers, threads=threads, ray=ray,
+                    progress=progress, tracker=tracker, log=log)
+
+
+def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict], None] | None = None) -> None:
+    """One lyrics run, in a worker: fit on the split's training part, select on validation,
+    score the test part, and write the run's files into ``folder``."""
+    split: LyricsSplit = inputs.payloads[job.inputs[0]]
+    spec = registry.get(job.model)
+    seed_everything(job.seed)
+    model = spec.build(job.params, job.variant, job.seed)
     if hasattr(model, "on_epoch"):
         model.on_epoch = on_epoch
     started = time.perf_counter()
     if model.kind == "torch":  # neural: save every epoch, resume after an interruption
-        selection = model.fit(split.train, split.val, checkpoint=checkpoint_path(run_dir))
+        selection = model.fit(split.train, split.val, checkpoint=inputs.checkpoint)
     else:
         selection = model.fit(split.train, split.val)
     # a resumed run also counts the training time of its interrupted attempts
@@ -207,27 +210,22 @@ def _execute(run_dir: Path, run_id: str, record: dict, spec: registry.ModelSpec,
     scores, score_kind, predicted, predict_seconds = _predict(model, split.test)
     classes = model.classes_
     metrics = classification_metrics(split.test["label"], predicted, sorted(set(classes) | set(split.test["label"])))
-    with RunWriter(run_dir) as tmp:
-        write_json(tmp / "config.json", {
-            **record, "run_id": run_id,
-            "data": train_data.describe(), "test_data": test_data.describe() if test_data else None,
-            "artifact": {"kind": model.kind, "file": model.save(tmp)}, "classes": classes,
-        })
-        if getattr(model, "history_", None):
-            write_csv(tmp / "history.csv", pd.DataFrame(model.history_))
-        write_json(tmp / "split.json", split.summary())
-        predictions = split.test[["row", "song", "artist", "label"]].assign(predicted=predicted)
-        score_cols = pd.DataFrame(scores, columns=[f"score:{c}" for c in classes])
-        write_csv(tmp / "predictions.csv", pd.concat([predictions, score_cols], axis=1))
-        write_json(tmp / "environment.json", environment())
-        write_json(tmp / "metrics.json", {
-            "run_id": run_id, "model": spec.name, "features": record["features"],
-            "preset": record["preset"], "seed": record["seed"], "split": split.kind,
-            "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-            "test": metrics, "score_kind": score_kind, "selection": json_ready(selection),
-            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-            "n_params": int(model.n_params_),
-        })
+    write_json(folder / "config.json", {
+        **job.record, "run_id": job.run_id, "data": job.context["data"], "test_data": job.context["test_data"],
+        "artifact": {"kind": model.kind, "file": model.save(folder)}, "classes": classes,
+    })
+    if getattr(model, "history_", None):
+        write_csv(folder / "history.csv", pd.DataFrame(model.history_))
+    write_json(folder / "split.json", split.summary())
+    predictions = split.test[["row", "song", "artist", "label"]].assign(predicted=predicted)
+    score_cols = pd.DataFrame(scores, columns=[f"score:{c}" for c in classes])
+    write_csv(folder / "predictions.csv", pd.concat([predictions, score_cols], axis=1))
+    write_metrics(
+        folder, run_id=job.run_id, study="lyrics", model=job.model, preset=job.preset, seed=job.seed,
+        features=job.variant, split=split.kind, task="classification",
+        sizes={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        test=metrics, score_kind=score_kind, selection=json_ready(selection),
+        fit_seconds=fit_seconds, predict_seconds=predict_seconds, n_params=int(model.n_params_))
 
 
 def _predict(model, frame: pd.DataFrame) -> tuple[np.ndarray, str, np.ndarray, float]:

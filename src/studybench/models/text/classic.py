@@ -153,7 +153,8 @@ class ClassicModel:
     def _select(self, x_train, y_train, x_val, y_val):
         candidates = list(ParameterGrid(self.grid)) if self.grid else [{}]
         if self.selection == "cv5" and len(candidates) > 1:
-            search = GridSearchCV(self.classifier, self.grid, cv=5, scoring="accuracy", n_jobs=-1)
+            # n_jobs None: the run's thread budget (joblib's parallel_config), never every core
+            search = GridSearchCV(self.classifier, self.grid, cv=5, scoring="accuracy")
             search.fit(x_train, y_train)
             self.selection_ = {"method": "5-fold CV on train", "chosen": search.best_params_,
                                "cv_accuracy": float(search.best_score_)}

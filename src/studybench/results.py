@@ -1,40 +1,26 @@
-"""Image-study tables built from run folders only."""
+"""Study tables from ``results.csv`` rows (see :func:`studybench.runfolder.results_frame`):
+mean and sample std over seeds, and transfer gains paired by seed. Computed here once and
+used by the end-of-run summary, the console and the report alike."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
-COLUMNS = ["run_id", "study", "stage", "model", "arm", "fraction", "preset", "seed", "task",
-           "accuracy", "macro_f1", "mse", "psnr", "n_train", "n_val", "n_test", "fit_seconds",
-           "predict_seconds", "n_params", "n_trainable", "epochs_run"]
+LYRICS_KEYS = ["model", "features", "preset", "split", "data"]
 
 
-def collect_image_results(out: str | Path) -> pd.DataFrame:
-    """One row per finished image run under ``out/runs``."""
-    runs = Path(out) / "runs"
-    rows = []
-    for folder in sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.endswith(".partial")):
-        try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if metrics.get("stage") not in ("block1", "transfer"):
-            continue  # not an image run
-        test = metrics["test"]
-        rows.append({
-            "run_id": folder.name, "study": "images", "stage": metrics["stage"], "model": metrics["model"],
-            "arm": metrics.get("arm"), "fraction": metrics["fraction"], "preset": metrics["preset"],
-            "seed": metrics["seed"], "task": metrics["task"], "accuracy": test.get("accuracy"),
-            "macro_f1": test.get("macro_f1"), "mse": test.get("mse"), "psnr": test.get("psnr"),
-            "n_train": metrics["sizes"]["train"], "n_val": metrics["sizes"]["val"],
-            "n_test": metrics["sizes"]["test"], "fit_seconds": round(metrics["fit_seconds"], 3),
-            "predict_seconds": round(metrics["predict_seconds"], 3), "n_params": metrics["n_params"],
-            "n_trainable": metrics["n_trainable"], "epochs_run": metrics["selection"].get("epochs_run"),
-        })
-    return pd.DataFrame(rows, columns=COLUMNS)
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Lyrics: mean and sample std over seeds per (model, features, preset, split, data file),
+    in first-seen order; one seed has std 0."""
+    lyrics = results[results["study"] == "lyrics"] if "study" in results else results
+    grouped = lyrics.groupby(LYRICS_KEYS, sort=False)
+    table = grouped.agg(
+        seeds=("seed", "count"),
+        accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+        macro_f1_mean=("macro_f1", "mean"), macro_f1_std=("macro_f1", "std"),
+        fit_seconds=("fit_seconds", "mean"), n_params=("n_params", "max"),
+    ).reset_index()
+    return table.fillna({"accuracy_std": 0.0, "macro_f1_std": 0.0})
 
 
 def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] = ("preset",)) -> pd.DataFrame:
@@ -61,6 +47,8 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     """``(block1, transfer)``: mean and sample std over seeds, in first-seen order. The
     transfer table also holds each arm's gain over scratch, paired by seed
     (:func:`gains_over_scratch`; empty for scratch itself)."""
+    results = results[results["study"] == "images"] if "study" in results else results
+    results = results.astype({c: float for c in ("accuracy", "macro_f1", "mse", "psnr", "fraction")})
     aggregations = dict(
         seeds=("seed", "count"),
         accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),

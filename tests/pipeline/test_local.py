@@ -1,0 +1,166 @@
+"""The run pipeline on this machine: serial against a pool of worker processes, failures,
+a worker killed mid-grid, thread budgets and GPUs handed out, one results.csv for both
+studies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import write_cifar
+from grid import GRID, IMAGES, execution, records, write_corpus
+
+from studybench.errors import StudybenchError
+from studybench.pipeline.driver import StudyFailed
+from studybench.pipeline.executors import SerialExecutor, make_executor
+from studybench.pipeline.local import LocalPool
+from studybench.studies.images import run_images
+from studybench.studies.lyrics import plan_lyrics, run_lyrics
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def serial(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    with SerialExecutor(threads=1) as executor:
+        table = run_lyrics(corpus, out=out, executor=executor, **GRID)
+    return out, table
+
+
+def test_two_workers_give_the_serial_records(serial, corpus, tmp_path):
+    events = []
+    table = run_lyrics(corpus, out=tmp_path, workers=2, threads=1, progress=lambda e, s: events.append(e), **GRID)
+    assert records(tmp_path) == records(serial[0])
+    pd.testing.assert_frame_equal(table.drop(columns="fit_seconds"), serial[1].drop(columns="fit_seconds"))
+    budgets = execution(tmp_path)
+    assert {(b["executor"], b["workers"], b["threads"]) for b in budgets} == {("local", 2, 1)}
+    assert len({b["pid"] for b in budgets}) == 2  # both workers ran jobs
+    assert all(b["pid"] != os.getpid() for b in budgets)
+    env = json.loads(next((tmp_path / "runs").iterdir()).joinpath("environment.json").read_text())
+    assert env["threads"]["OMP_NUM_THREADS"] == "1" and env["threads"]["torch"] == 1
+    assert {e.kind for e in events} >= {"planned", "dispatched", "started", "epoch", "finished", "done"}
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert results["run_id"].tolist() == sorted(p.name for p in (tmp_path / "runs").iterdir())
+
+
+def test_serial_threads_are_put_back(serial):
+    import torch
+
+    before = torch.get_num_threads()
+    with SerialExecutor(threads=1) as executor:
+        executor.start()
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_a_failing_job_leaves_the_others_finished(corpus, tmp_path):
+    # decision_tree's input is checked when the model is built, inside the worker
+    with pytest.raises(StudyFailed) as caught:
+        run_lyrics(corpus, models="majority,decision_tree", features="lyrics", seeds="0,1", split="random",
+                   overrides={"model.input": "bogus"}, out=tmp_path, workers=2, threads=1)
+    failed = caught.value.failed
+    assert caught.value.exit_code == 1
+    assert sorted(r.split("-")[0] for r in failed) == ["decision_tree.lyrics.tuned.random.s0",
+                                                        "decision_tree.lyrics.tuned.random.s1"]
+    assert all("model.input=bogus" in error for error in failed.values())
+    assert "2 of 4 runs failed" in str(caught.value) and "decision_tree" in str(caught.value)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "runs").iterdir()) == [
+        "majority.lyrics.tuned.random.s0", "majority.lyrics.tuned.random.s1"]
+    assert caught.value.result["model"].tolist() == ["majority"]  # the table of what finished
+    recorded = json.loads((tmp_path / "failures.json").read_text())
+    assert set(recorded) == set(failed) and all(v["command"] for v in recorded.values())
+
+
+def test_a_worker_killed_mid_run_costs_that_run_only(corpus, tmp_path):
+    killed = []
+
+    def kill_first_neural_worker(event, status):
+        if event.kind == "epoch" and not killed and event.run_id.startswith("embedding_bag"):
+            killed.append(event.run_id)
+            os.kill(started[event.run_id], signal.SIGKILL)
+        if event.kind == "started":
+            started[event.run_id] = event.data["pid"]
+
+    started: dict[str, int] = {}
+    lost = []
+    grid = dict(GRID, overrides={"train.epochs": "8", "train.patience": "8", "model.max_len": "40"})
+    run_lyrics(corpus, out=tmp_path, workers=2, threads=1, log=lost.append,
+               progress=kill_first_neural_worker, **grid)
+    assert killed and any("died mid-run (killed by signal 9)" in line for line in lost)
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(names) == 6 and len({n.split("-")[0] for n in names}) == 6  # every run exactly once
+    assert not list((tmp_path / "runs").glob("*.partial"))
+    assert killed[0] in names  # tried again and finished
+    before = {n: (tmp_path / "runs" / n / "metrics.json").stat().st_mtime_ns for n in names}
+    events = []
+    run_lyrics(corpus, out=tmp_path, workers=2, threads=1, progress=lambda e, s: events.append(e.kind), **grid)
+    assert "dispatched" not in events  # the rerun has nothing left to do
+    assert {n: (tmp_path / "runs" / n / "metrics.json").stat().st_mtime_ns for n in names} == before
+
+
+def test_gpus_are_handed_out_to_local_workers(corpus, tmp_path):
+    """Two fake GPUs, two workers: each worker's runs see one device (CUDA_VISIBLE_DEVICES)."""
+    with LocalPool(2, 1, gpus=["0", "1"]) as pool:
+        run_lyrics(corpus, models="majority", features="lyrics", seeds="0,1,2,3", split="random",
+                   out=tmp_path, executor=pool)
+    budgets = execution(tmp_path)
+    assert {b["gpu"] for b in budgets} == {"0", "1"}
+    by_pid = {}
+    for b in budgets:
+        by_pid.setdefault(b["pid"], set()).add(b["gpu"])
+    assert all(len(gpus) == 1 for gpus in by_pid.values())
+    for run in (tmp_path / "runs").iterdir():
+        env = json.loads((run / "environment.json").read_text())
+        assert env["execution"]["gpu"] in ("0", "1")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"workers": 0}, "--workers 0: expected 1 or more"),
+    ({"workers": "many"}, "--workers many: expected a whole number"),
+    ({"workers": 2, "threads": 64}, "exceeds this machine's"),
+    ({"threads": 0}, "--threads 0: expected 1 or more"),
+    ({"workers": 3, "ray": "auto"}, "--ray and --workers exclude each other"),
+])
+def test_executor_settings_are_checked(kwargs, message):
+    with pytest.raises(StudybenchError, match=message):
+        make_executor(**kwargs)
+
+
+def test_auto_runs_a_single_run_here(corpus, tmp_path):
+    run_lyrics(corpus, models="majority", features="lyrics", seeds="0", split="random", out=tmp_path,
+               workers="auto")
+    assert execution(tmp_path)[0]["executor"] == "serial"
+
+
+def test_planning_writes_nothing(corpus, tmp_path):
+    plan = plan_lyrics(corpus, models="majority,tfidf_logreg", features="lyrics,lyrics+artist", seeds="0,1",
+                       split="random")
+    assert len(plan.jobs) == 8 and len(plan.payloads) == 2  # one split per seed, shared by its jobs
+    assert all(job.inputs[0] in plan.payloads for job in plan.jobs)
+    assert not any(tmp_path.iterdir())
+    import pickle
+
+    assert pickle.loads(pickle.dumps(plan.jobs[0])) == plan.jobs[0]  # a job travels as it is
+
+
+def test_both_studies_share_one_out_folder(corpus, tmp_path):
+    """A lyrics study then an image study in one --out: results.csv keeps both (it once
+    kept only the image rows) and the report builds over both."""
+    from studybench.reporting.report import build_report
+
+    run_lyrics(corpus, models="majority", features="lyrics", seeds="0", split="random", out=tmp_path)
+    cifar = write_cifar(tmp_path / "data", "cifar10", n_train=12, n_test=4).parent
+    run_images(cifar, models="cnn_basic", seeds="0", overrides={**IMAGES, "transfer.arms": "scratch"},
+               out=tmp_path)
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(results["study"]) == ["images", "images", "lyrics"]
+    page = build_report(tmp_path).read_text()
+    assert "Lyrics → genre" in page and "Images: block 1" in page
