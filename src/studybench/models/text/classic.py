@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
+from studybench import memo
 from studybench.models.text.artist import ArtistEncoder
 from studybench.models.text.sequences import TokenSequences
 from studybench.models.text.vocab import Tfidf
@@ -128,27 +129,35 @@ class ClassicModel:
 
         With ``refit`` the chosen settings are fitted again on train + validation; the
         test split is never seen either way."""
-        x_train, x_val = self._featurize(train, val)
+        fitted, x_train, x_val = self._featurize(train, val)
         clf = self._select(x_train, train["label"].to_numpy(), x_val, val["label"].to_numpy())
         if self.refit:
             both = pd.concat([train, val], ignore_index=True)
-            x_both, _ = self._featurize(both, None)
+            fitted, x_both, _ = self._featurize(both, None)
             clf = clone(clf)
             clf.fit(x_both, both["label"].to_numpy())
             self.selection_["refit"] = "train + validation"
-        steps = [("features", self.features)] if self.features is not None else []
+        steps = [("features", fitted)] if fitted is not None else []
         self.pipeline_ = Pipeline(steps + [("clf", clf)])
         return self.selection_
 
     def _featurize(self, fit_on: pd.DataFrame, other: pd.DataFrame | None):
+        """``(fitted features, X of fit_on, X of other)``. The same unfitted features on the
+        same songs give the same result, so it is made once per process (:mod:`studybench.memo`;
+        the TF-IDF of tfidf_logreg is then tfidf_linear_svm's too)."""
         if self.features is None:
-            return fit_on, other
-        x_fit = self.features.fit_transform(fit_on)
-        x_other = self.features.transform(other) if other is not None else None
-        for x in (x_fit, x_other):
-            if hasattr(x, "sort_indices"):
-                x.sort_indices()  # parallel scikit-learn estimators need sorted CSR indices
-        return x_fit, x_other
+            return None, fit_on, other
+
+        def make():
+            fitted = clone(self.features)
+            x_fit = fitted.fit_transform(fit_on)
+            x_other = fitted.transform(other) if other is not None else None
+            for x in (x_fit, x_other):
+                if hasattr(x, "sort_indices"):
+                    x.sort_indices()  # parallel scikit-learn estimators need sorted CSR indices
+            return fitted, x_fit, x_other
+
+        return memo.remember(memo.key("featurize", self.features, fit_on, other), make)
 
     def _select(self, x_train, y_train, x_val, y_val):
         candidates = list(ParameterGrid(self.grid)) if self.grid else [{}]

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from studybench import memo
 from studybench.config import from_dict, to_dict
 from studybench.data.embeddings import load_glove
 from studybench.data.text import TextEncoder
@@ -98,8 +99,17 @@ class NeuralTextModel:
                               self.params.artist_dropout)
         return TextClassifier(trunk, head)
 
+    def _encode(self, texts: pd.Series) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and lengths; once per process for the same encoder and songs (a fitted
+        encoder is known by what it was fitted from, see :meth:`fit`)."""
+        fitted_from = getattr(self, "encoder_key_", None)
+        if fitted_from is None:  # loaded from a file: nothing to share
+            return self.encoder_.transform(texts.tolist())
+        return memo.remember(memo.key("encode", fitted_from, texts),
+                             lambda: self.encoder_.transform(texts.tolist()))
+
     def _tensors(self, frame: pd.DataFrame, with_labels: bool) -> dict[str, torch.Tensor]:
-        ids, lengths = self.encoder_.transform(frame["text"].tolist())
+        ids, lengths = self._encode(frame["text"])
         tensors = {"ids": ids, "lengths": lengths}
         if self.features == "lyrics+artist":
             index = {a: i + 1 for i, a in enumerate(self.artists_)}  # 0: unknown artist bucket
@@ -109,24 +119,29 @@ class NeuralTextModel:
             tensors["y"] = torch.tensor([lookup[c] for c in frame["label"]], dtype=torch.long)
         return tensors
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame, checkpoint: Path | None = None) -> dict[str, Any]:
-        """Learn the encoding, artists and network on ``train``, select on ``val``.
-        ``checkpoint``: a file to save each epoch to and resume from (see the engine)."""
+    def prepare(self, train: pd.DataFrame, val: pd.DataFrame) -> tuple[dict, dict]:
+        """Learn the encoding, artists and classes on ``train``; the tensors of both parts."""
         p = self.params
-        self.encoder_ = TextEncoder(p.max_words, p.max_len, p.min_count, p.ngram_max).fit(
-            train["text"].tolist())
+        settings = (p.max_words, p.max_len, p.min_count, p.ngram_max)
+        self.encoder_key_ = memo.key("text-encoder", settings, train["text"])
+        self.encoder_ = memo.remember(self.encoder_key_, lambda: TextEncoder(*settings).fit(train["text"].tolist()))
         self.artists_ = sorted(a for a in set(train["artist"]) if a)
         self.classes_ = sorted(set(train["label"]))
         val = val[val["label"].isin(self.classes_)]  # a genre absent from training cannot be learned
         if val.empty:
             raise StudybenchError("the validation split has no song of a training genre; "
                                   "early stopping needs some (more songs, or --set split.val_size)")
+        return self._tensors(train, True), self._tensors(val, True)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, checkpoint: Path | None = None) -> dict[str, Any]:
+        """Learn the encoding, artists and network on ``train``, select on ``val``.
+        ``checkpoint``: a file to save each epoch to and resume from (see the engine)."""
+        train_tensors, val_tensors = self.prepare(train, val)
         self.net_ = self._build(len(self.classes_), fitting=True)
         self.n_params_ = sum(t.numel() for t in self.net_.parameters())
         trim = not getattr(self.net_.trunk, "fixed_length", True)
-        result = fit_classifier(self.net_, self._tensors(train, True), self._tensors(val, True),
-                                len(self.classes_), p.train, self.seed, trim=trim,
-                                on_epoch=self.on_epoch, checkpoint=checkpoint)
+        result = fit_classifier(self.net_, train_tensors, val_tensors, len(self.classes_), self.params.train,
+                                self.seed, trim=trim, on_epoch=self.on_epoch, checkpoint=checkpoint)
         self.history_ = result.pop("history")
         return {**result, "vocab_size": self.encoder_.vocab_size_, "n_params": self.n_params_,
                 "n_artists": len(self.artists_) if self.features == "lyrics+artist" else 0,
