@@ -103,6 +103,18 @@ def test_bad_settings(cifar, tmp_path, overrides, message):
         run_images(cifar, models="cnn_basic", overrides={**QUICK, **overrides}, out=tmp_path)
 
 
+@pytest.mark.parametrize("overrides, noted", [({}, True), ({"train.precision": "32"}, False)])
+def test_emulated_bf16_is_noted(cifar, monkeypatch, overrides, noted):
+    """The tuned image presets train in bf16; a CPU without native bf16 runs that 7-12x slower."""
+    from studybench.studies import common
+    from studybench.studies.images import plan_images
+
+    monkeypatch.setattr(common, "native_bf16", lambda: False)
+    said = []
+    plan_images(cifar, models="cnn_basic", preset="tuned", overrides=overrides, log=said.append)
+    assert any("no native bf16" in line and "train.precision=32" in line for line in said) == noted
+
+
 def test_lyrics_models_are_refused(cifar, tmp_path):
     with pytest.raises(StudybenchError, match="belongs to the lyrics study"):
         run_images(cifar, models="lstm", out=tmp_path)

@@ -43,7 +43,13 @@ from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
 from studybench.records import config_hash, write_csv, write_json
 from studybench.results import summarize_images
 from studybench.runfolder import write_metrics
-from studybench.studies.common import check_model_overrides, parse_list, parse_seeds, seed_everything
+from studybench.studies.common import (
+    check_model_overrides,
+    note_emulated_bf16,
+    parse_list,
+    parse_seeds,
+    seed_everything,
+)
 
 AUTOENCODER = "conv_autoencoder"
 
@@ -145,6 +151,7 @@ def plan_images(
     if preset not in registry.PRESETS:
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {s.name: s.resolve(preset, {k: v for k, v in model_over.items() if s.knows(k)}) for s in specs}
+    note_emulated_bf16(params, log)
 
     loaded = data if isinstance(data, ImageData) else load_images(data, config.data.dataset, cache,
                                                                   config.data.image_size)

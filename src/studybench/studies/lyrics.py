@@ -40,7 +40,13 @@ from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
 from studybench.records import config_hash, file_digest, read_json, write_csv, write_json
 from studybench.results import summarize
 from studybench.runfolder import write_metrics
-from studybench.studies.common import check_model_overrides, parse_list, parse_seeds, seed_everything
+from studybench.studies.common import (
+    check_model_overrides,
+    note_emulated_bf16,
+    parse_list,
+    parse_seeds,
+    seed_everything,
+)
 
 FEATURE_SETS = ("lyrics", "lyrics+artist")
 
@@ -121,6 +127,7 @@ def plan_lyrics(
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {spec.name: spec.resolve(preset, {k: v for k, v in model_over.items() if spec.knows(k)})
               for spec in specs}
+    note_emulated_bf16(params, log)
 
     train_data = load_clean(data, config)
     test_loaded = load_clean(test_data, config) if test_data else None
