@@ -327,6 +327,9 @@ def test_file_split_scores_the_test_file(corpus, tmp_path):
     (dict(overrides={"split.test_size": "abc"}), "--set split.test_size: expected float"),
     (dict(split="year"), "--split year: unknown split kind"),
     (dict(split="file"), "--split file needs --test-data"),
+    # the split itself is made before anything is recorded (it once left a planned run behind)
+    (dict(overrides={"split.test_size": "0.6", "split.val_size": "0.5"}), "leaves no training songs"),
+    (dict(seeds="0,1", overrides={"split.test_size": "0.001"}), "cannot make the random split"),
 ])
 def test_run_lyrics_input_errors_create_nothing(corpus, tmp_path, kwargs, message):
     out = tmp_path / "out"

@@ -140,16 +140,23 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
     other run has finished and ``results.csv`` is written)."""
     out = Path(out)
     runs = out / "runs"
+    argv = list(sys.argv)
+    todo = [replace(job, context={**job.context, "argv": argv}) for job in plan.jobs
+            if not (runs / job.run_id).is_dir()]
+    # Prepared data first (each seed's split, each class block): a split that cannot be made
+    # is an input error, reported before any run starts or any record is touched.
+    payloads: dict[str, Any] = {}
+    for key in dict.fromkeys(key for job in todo for key in job.inputs):
+        payloads[key] = plan.payloads[key]()
     try:
         runs.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise StudybenchError(f"--out {out}: not a folder") from None
+    except PermissionError:
+        raise StudybenchError(f"--out {out}: not writable") from None
     run_ids = [job.run_id for job in plan.jobs]
     with locked(out):
         record_plan(out, run_ids)
-    argv = list(sys.argv)
-    todo = [replace(job, context={**job.context, "argv": argv}) for job in plan.jobs
-            if not (runs / job.run_id).is_dir()]
     status = GridStatus(len(plan.jobs), executor.describe(), skipped=len(plan.jobs) - len(todo))
 
     def emit(event: Event) -> None:
@@ -161,7 +168,6 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
             if (runs / run_id).is_dir():
                 tracker.log_run(runs / run_id)  # finished earlier; logged unless it was then
     emit(Event("planned", ""))
-    payloads: dict[str, Any] = {}
     attempts: dict[str, int] = {}
     failures: dict[str, dict] = {}
     needed = {key for job in todo for key in job.inputs}
@@ -208,9 +214,6 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
         emit(event)
 
     def dispatch(job: Job) -> None:
-        for key in job.inputs:
-            if key not in payloads:
-                payloads[key] = plan.payloads[key]()  # prepared once, at first need
         sources = {role: _source_files(Path(ref) if Path(ref).is_absolute() else runs / ref)
                    for role, ref in job.sources.items()}
         checkpoint = out / "checkpoints" / f"{job.run_id}.ckpt" if executor.checkpoints_in_out else None
@@ -246,6 +249,8 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
                 key for r in status.running.values() for key in r.job.inputs}
             if needed - left:
                 executor.forget(needed - left)
+                for key in needed - left:
+                    payloads.pop(key, None)
                 needed = left
     except BaseException:
         executor.close(cancel=True)

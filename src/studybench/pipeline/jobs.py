@@ -56,9 +56,9 @@ class Plan:
     """A study's jobs and the prepared data they share.
 
     ``payloads`` maps a content key (data digest, split settings, seed, ...) to a function
-    that computes the value: the driver calls each at most once, when the first job that
-    needs it is dispatched, and the executor hands the value to every worker that runs such
-    a job (once per worker process)."""
+    that computes the value: the driver calls each once, before the first run starts, for
+    the runs left to do, and the executor hands the value to every worker that runs such a
+    job (once per worker process)."""
 
     study: str
     jobs: list[Job]

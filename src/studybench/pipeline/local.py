@@ -140,7 +140,9 @@ class LocalPool(Executor):
     def close(self, cancel: bool = False) -> None:
         for worker in self.workers:
             if cancel and worker.job is not None:
-                worker.process.terminate()  # SIGTERM: its checkpoint of the last epoch stays
+                # SIGKILL: the checkpoint of its last finished epoch stays for the rerun (Lightning
+                # takes SIGTERM as the end of training, and a finished fit deletes its checkpoint)
+                worker.process.kill()
             else:
                 try:
                     _send(worker.conn, ("stop",))

@@ -115,7 +115,7 @@ def plan_images(
     """Block-1 models and block-2 transfer arms for every seed, as jobs; nothing is written.
 
     The images are read here, once (their digest is part of every run id); each class
-    block is a payload the driver prepares when the first job needs it, and a transfer
+    block is a payload the driver prepares once, before the first run starts, and a transfer
     arm names the block-1 runs it starts from, which the driver sends it when they finish."""
     run_over, model_over = split_overrides(dict(overrides or {}))
     if dataset != "auto":

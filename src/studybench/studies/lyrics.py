@@ -98,7 +98,7 @@ def plan_lyrics(
     """Every (model x features x seed) of the lyrics study as jobs; nothing is written.
 
     The files are read and cleaned here, once (their digests are part of every run id);
-    each seed's split is a payload the driver computes when the first job needs it."""
+    each seed's split is a payload the driver makes once, before the first run starts."""
     run_over, model_over = split_overrides(dict(overrides or {}))
     if split is not None:
         run_over["split.kind"] = split
