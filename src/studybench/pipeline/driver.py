@@ -143,6 +143,10 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
     argv = list(sys.argv)
     todo = [replace(job, context={**job.context, "argv": argv}) for job in plan.jobs
             if not (runs / job.run_id).is_dir()]
+    # Runs that others start from go first (in plan order), then the largest: the grid ends
+    # sooner when no worker is left alone with a long run at the end (plan order among equals).
+    sources = {ref for job in todo for ref in job.depends_on}
+    todo.sort(key=lambda job: (0, 0) if job.run_id in sources else (1, -job.cost))
     # Prepared data first (each seed's split, each class block): a split that cannot be made
     # is an input error, reported before any run starts or any record is touched.
     payloads: dict[str, Any] = {}

@@ -41,6 +41,7 @@ class Job:
     inputs: tuple[str, ...] = ()  # payload keys: prepared data the worker needs (see Plan.payloads)
     sources: dict[str, str] = field(default_factory=dict)  # role -> run id in this plan or an
     # absolute path to a finished run folder (the block-1 models a transfer arm starts from)
+    cost: float = 1.0  # relative size (e.g. epochs x images), so a pool starts the largest first
     params: Any = None  # the model's resolved parameter dataclass (its JSON form is in record)
     settings: Any = None  # the study's resolved configuration dataclass
     context: dict[str, Any] = field(default_factory=dict)  # facts for config.json, not hashed

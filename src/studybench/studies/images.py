@@ -172,6 +172,10 @@ def plan_images(
     payloads = {f"{key}:b{i + 1}": functools.partial(make_block, loaded, config, i) for i in range(2)}
     data_ref = DataRef(str(loaded.source), digest)
     jobs: list[Job] = []
+    if t.arms:  # the transfer arms' epochs (as in transfer_model), for their cost
+        cnn = params[t.cnn] if t.cnn in params else registry.get(t.cnn).resolve(preset)
+        own = cnn.train.epochs
+        budget = t.epochs or (min(own, cnn.transfer_epochs) if cnn.transfer_epochs else own)
     for seed in seed_list:
         block1 = {}
         for spec in specs:
@@ -181,8 +185,9 @@ def plan_images(
             record["run_id"] = run_id
             block1[spec.name] = run_id
             jobs.append(Job(run_id, "images", RUNNER, spec.name, None, preset, seed, record, data_ref,
-                            inputs=(f"{key}:b1",), params=params[spec.name], settings=config,
-                            context={"images": block_info}))
+                            inputs=(f"{key}:b1",), settings=config, context={"images": block_info},
+                            cost=params[spec.name].train.epochs * config.data.train_fraction,
+                            params=params[spec.name]))
         for fraction in t.fractions:
             for arm in t.arms:
                 record = {**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}", "seed": seed,
@@ -194,7 +199,7 @@ def plan_images(
                 record["run_id"] = run_id
                 jobs.append(Job(run_id, "images", RUNNER, record["model"], arm, preset, seed, record, data_ref,
                                 inputs=(f"{key}:b2",), sources=dict(record["sources"]), settings=config,
-                                context={"images": block_info}))
+                                context={"images": block_info}, cost=budget * fraction))
     return Plan("images", jobs, payloads)
 
 
