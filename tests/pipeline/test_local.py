@@ -91,7 +91,7 @@ def test_a_worker_killed_mid_run_costs_that_run_only(corpus, tmp_path):
 
     started: dict[str, int] = {}
     lost = []
-    grid = dict(GRID, overrides={"train.epochs": "8", "train.patience": "8", "model.max_len": "40"})
+    grid = dict(GRID, overrides={"train.epochs": "40", "train.patience": "40", "model.max_len": "40"})
     run_lyrics(corpus, out=tmp_path, workers=2, threads=1, log=lost.append,
                progress=kill_first_neural_worker, **grid)
     assert killed and any("died mid-run (killed by signal 9)" in line for line in lost)

@@ -100,7 +100,7 @@ def test_a_failing_job_and_a_killed_worker(cluster, corpus, tmp_path):
             killed.append(event.run_id)
             os.kill(started[event.run_id], signal.SIGKILL)
 
-    grid = dict(GRID, overrides={"train.epochs": "8", "train.patience": "8", "model.max_len": "40"})
+    grid = dict(GRID, overrides={"train.epochs": "40", "train.patience": "40", "model.max_len": "40"})
     out = tmp_path / "kill"
     with ray_executor() as executor:
         run_lyrics(corpus, out=out, executor=executor, progress=kill_once, log=said.append, **grid)

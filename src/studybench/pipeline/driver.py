@@ -279,14 +279,14 @@ def run_plan(plan: Plan, out: str | Path, summarize: Callable, executor: Executo
     """:func:`execute_plan` on ``executor``, or on one made from ``workers``/``threads``/``ray``
     (closed at the end); returns ``summarize`` of this plan's finished runs. With
     ``workers="auto"`` a grid with one run left to do runs here, with every core."""
-    from studybench.pipeline.executors import machine_cores, make_executor
+    from studybench.pipeline.executors import machine_cores, make_executor, memory_slots
 
     owned = executor is None
     if owned:
         if workers == "auto" and not ray:
             runs = Path(out) / "runs"
             left = sum(not (runs / job.run_id).is_dir() for job in plan.jobs)
-            workers = max(1, min(machine_cores(), left))
+            workers = max(1, min(machine_cores(), left, memory_slots()))
         executor = make_executor(workers, threads, ray, gpus)
     try:
         try:

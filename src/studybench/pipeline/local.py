@@ -94,14 +94,28 @@ class LocalPool(Executor):
         return worker
 
     def submit(self, job, payloads, sources, checkpoint) -> None:
+        for worker in [w for w in self.workers if w.job is None and not w.process.is_alive()]:
+            self._drop(worker)  # died between jobs (killed from outside): replaced below
         idle = [w for w in self.workers if w.job is None]
         worker = idle[0] if idle else self._spawn()
+        try:
+            self._hand(worker, job, payloads, sources, checkpoint)
+        except OSError:  # it died just now: a fresh worker takes the job
+            self._drop(worker)
+            self._hand(self._spawn(), job, payloads, sources, checkpoint)
+
+    def _hand(self, worker: _Worker, job, payloads, sources, checkpoint) -> None:
         for key in job.inputs:
             if key not in worker.held:
                 _send(worker.conn, ("payload", key, payloads[key]))
                 worker.held.add(key)
         _send(worker.conn, ("job", job, sources, checkpoint))
         worker.job = job
+
+    def _drop(self, worker: _Worker) -> None:
+        self.workers.remove(worker)
+        worker.process.join(timeout=5)
+        worker.conn.close()
 
     def wait(self, deliver, timeout: float = 0.5) -> None:
         busy = [w for w in self.workers if w.job is not None]
@@ -124,8 +138,7 @@ class LocalPool(Executor):
                 code = worker.process.exitcode
                 reason = f"killed by signal {-code}" if code and code < 0 else f"exit code {code}"
                 job, worker.job = worker.job, None
-                self.workers.remove(worker)
-                worker.conn.close()
+                self._drop(worker)
                 deliver(Event("lost", job.run_id, {
                     "error": f"worker process {worker.process.pid} died mid-run ({reason})",
                     "traceback": None}))
