@@ -137,6 +137,19 @@ def test_run_lyrics_help_shows_the_options(cli):
         assert option in result.stdout
 
 
+@pytest.mark.parametrize("argv", [[], ["run", "lyrics"], ["run", "images"], ["demo"]],
+                         ids=["studybench", "run-lyrics", "run-images", "demo"])
+def test_help_imports_neither_ray_nor_the_training_stack(argv):
+    # --help must answer at once: Ray, torch, Lightning, scikit-learn and MLflow load only
+    # when a command uses them (Ray alone takes about a second to import here).
+    code = ("import sys; from typer.testing import CliRunner; from studybench.cli import app; "
+            f"r = CliRunner().invoke(app, {argv + ['--help']!r}); assert r.exit_code == 0, r.output; "
+            "print(' '.join(m for m in ('ray', 'torch', 'lightning', 'sklearn', 'mlflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == []
+
+
 def test_list_shows_every_model_and_schema(cli):
     result = cli["results"]["list"]
     assert result.returncode == 0, result.stderr
