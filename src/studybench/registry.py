@@ -33,6 +33,18 @@ class ModelSpec:
     build: Callable[..., Any]  # build(params, features, seed) -> unfitted model object
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     features: tuple[str, ...] = ("lyrics", "lyrics+artist")
+    # Relative cost of one run per preset, for scheduling only (a pool starts the largest
+    # runs first, so none is left running alone at the end): one-thread fit seconds on tcc,
+    # artist split, from the README's results. Never reported as a result.
+    cost: dict[str, float] = field(default_factory=dict)
+
+    def relative_cost(self, preset: str, params: Any) -> float:
+        """This model's scheduling weight under ``preset``, scaled by its epochs if overridden."""
+        weight = self.cost.get(preset, 1.0)
+        train, default = getattr(params, "train", None), getattr(self.resolve(preset), "train", None)
+        if train is not None and default is not None and default.epochs:
+            weight *= train.epochs / default.epochs
+        return weight
 
     def resolve(self, preset: str, overrides: dict[str, Any] | None = None) -> Any:
         """The parameter dataclass for ``preset`` with ``overrides`` (keys without ``model.``)."""

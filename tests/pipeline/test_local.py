@@ -151,6 +151,20 @@ def test_planning_writes_nothing(corpus, tmp_path):
     assert pickle.loads(pickle.dumps(plan.jobs[0])) == plan.jobs[0]  # a job travels as it is
 
 
+def test_lyrics_jobs_carry_their_relative_cost(corpus):
+    """The driver starts the largest runs first; a lyrics job's cost is its model's measured
+    weight under its preset (seed: cnn_flat_lstm is by far the longest), scaled by its epochs."""
+    seed = plan_lyrics(corpus, models="majority,tfidf_logreg,lstm,cnn_flat_lstm", features="lyrics",
+                       split="random", preset="seed")
+    assert [job.model for job in sorted(seed.jobs, key=lambda job: -job.cost)] == [
+        "cnn_flat_lstm", "lstm", "tfidf_logreg", "majority"]
+    tuned = plan_lyrics(corpus, models="lstm,cnn_flat_lstm", features="lyrics", split="random")
+    assert max(tuned.jobs, key=lambda job: job.cost).model == "lstm"
+    longer = plan_lyrics(corpus, models="lstm", features="lyrics", split="random",
+                         overrides={"model.train.epochs": 40})
+    assert longer.jobs[0].cost == 2 * tuned.jobs[0].cost
+
+
 def test_both_studies_share_one_out_folder(corpus, tmp_path):
     """A lyrics study then an image study in one --out: results.csv keeps both (it once
     kept only the image rows) and the report builds over both."""

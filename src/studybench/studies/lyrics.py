@@ -161,7 +161,8 @@ def plan_lyrics(
                 run_id = f"{spec.name}.{fs}.{preset}.{kind}.s{seed}-{config_hash(record)}"
                 jobs.append(Job(run_id, "lyrics", RUNNER, spec.name, fs, preset, seed, record,
                                 DataRef(str(data), train_data.digest), inputs=(key,),
-                                params=params[spec.name], settings=config, context=context))
+                                params=params[spec.name], settings=config, context=context,
+                                cost=spec.relative_cost(preset, params[spec.name])))
     return Plan("lyrics", jobs, payloads)
 
 

@@ -263,6 +263,7 @@ register(ModelSpec(
     name="majority", study="lyrics", family="baseline",
     summary="predicts the most frequent training genre: the floor every model must beat",
     params=MajorityParams, build=_build_majority, presets={"seed": {}, "tuned": {}},
+    cost={"seed": 0.1, "tuned": 0.1},
 ))
 register(ModelSpec(
     name="tfidf_logreg", study="lyrics", family="tfidf",
@@ -270,12 +271,14 @@ register(ModelSpec(
     params=LogregParams, build=_build_logreg,
     presets={"seed": {},  # the study: 5,000 unigram features, default C, max_iter 1000
              "tuned": {**_TUNED_TFIDF, "C": (2.0, 4.0, 8.0), "class_weight": "balanced"}},
+    cost={"seed": 1.4, "tuned": 31},
 ))
 register(ModelSpec(
     name="tfidf_linear_svm", study="lyrics", family="tfidf",
     summary="TF-IDF bag of words + linear SVM (not in the study; the usual strong text baseline)",
     params=SvmParams, build=_build_svm,
     presets={"seed": {}, "tuned": {**_TUNED_TFIDF, "C": (0.03, 0.1, 0.3), "class_weight": "balanced"}},
+    cost={"seed": 0.9, "tuned": 7.5},
 ))
 register(ModelSpec(
     name="decision_tree", study="lyrics", family="tree",
@@ -285,4 +288,5 @@ register(ModelSpec(
              "tuned": {"input": "tfidf", "max_depth": (20, 40), "min_samples_split": (2,),
                        "min_samples_leaf": (2, 8), "selection": "val", "class_weight": "balanced",
                        "artist_dropout": 0.5, "refit": True}},
+    cost={"seed": 20, "tuned": 12},
 ))

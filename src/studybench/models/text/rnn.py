@@ -117,6 +117,7 @@ register(ModelSpec(
     params=RnnParams, build=neural_builder("rnn", make_rnn_trunk),
     presets={"seed": {},  # Embedding(20k,100) -> SimpleRNN(10) -> BatchNorm -> Dropout 0.2
              "tuned": {**_TUNED, "hidden": 64, "bidirectional": True, "pooling": "max"}},
+    cost={"seed": 55, "tuned": 125},
 ))
 register(ModelSpec(
     name="lstm", study="lyrics", family="recurrent",
@@ -124,6 +125,7 @@ register(ModelSpec(
     params=RnnParams, build=neural_builder("lstm", make_lstm_trunk),
     presets={"seed": {"pooling": "flatten"},  # LSTM(10, all steps) -> Flatten -> BatchNorm -> Dropout
              "tuned": {**_TUNED, "hidden": 96, "bidirectional": True, "pooling": "max"}},
+    cost={"seed": 121, "tuned": 446},
 ))
 register(ModelSpec(
     name="lstm_stacked", study="lyrics", family="recurrent",
@@ -133,4 +135,5 @@ register(ModelSpec(
     presets={"seed": {"layers": 2, "norm_between": True, "norm_out": False},
              "tuned": {**_TUNED, "layers": 2, "norm_between": True, "norm_out": True, "hidden": 64,
                        "bidirectional": True, "pooling": "max"}},
+    cost={"seed": 127, "tuned": 595},
 ))
