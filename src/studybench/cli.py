@@ -55,7 +55,7 @@ MlflowUriOption = Annotated[Optional[str], typer.Option(help="Log to this MLflow
 
 WorkersOption = Annotated[str, typer.Option(
     help="Runs at once on this machine, each in its own process: a number, or auto (one per core, "
-         "one thread each, at most one per 2 GiB of memory; a single run left to do runs here on "
+         "one thread each, at most one per 3 GiB of memory; a single run left to do runs here on "
          "every core). 1: one at a time, in this process.")]
 ThreadsOption = Annotated[Optional[int], typer.Option(
     help="Threads per run (torch, BLAS/OpenMP, scikit-learn n_jobs). Default: the cores divided "

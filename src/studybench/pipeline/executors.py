@@ -29,8 +29,8 @@ def machine_cores() -> int:
         return os.cpu_count() or 1
 
 
-WORKER_MEMORY = 2 * 1024**3  # bytes a worker may need: 1.4 GB resident each was measured for
-# the tuned lyrics grid on tcc (TF-IDF matrices of 23k songs), so auto leaves room for more
+WORKER_MEMORY = 3 * 1024**3  # bytes a worker may need: a local worker of the tuned lyrics grid
+# on tcc peaked at 3.0 GB resident (2.8 GiB; the CNNs' batched prediction), benchmarks/RESULTS.md
 
 
 def memory_slots() -> int:
