@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import re
 from pathlib import Path
+
+from studybench.runfolder import finished_runs
 
 
 def measured(folders: list[Path]) -> dict[tuple[str, str, str], list[float]]:
     """(model, features, preset) -> one-thread fit seconds of the finished runs in ``folders``."""
     times: dict[tuple[str, str, str], list[float]] = {}
     for folder in folders:
-        for run in sorted((folder / "runs").iterdir()):
-            if not (run / "metrics.json").exists():
+        for run in finished_runs(folder):
+            if run.environment.get("threads", {}).get("torch") != 1:
                 continue
-            environment = json.loads((run / "environment.json").read_text())
-            if environment["threads"]["torch"] != 1:
-                continue
-            config = json.loads((run / "config.json").read_text())
-            key = (config["model"], config["features"], config["preset"])
-            times.setdefault(key, []).append(json.loads((run / "metrics.json").read_text())["fit_seconds"])
+            key = (run.metrics["model"], run.metrics["features"], run.metrics["preset"])
+            times.setdefault(key, []).append(run.metrics["fit_seconds"])
     return times
 
 

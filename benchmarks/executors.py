@@ -14,7 +14,6 @@ records can be compared afterwards (metrics at equal thread counts are identical
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import shutil
 import subprocess
@@ -22,18 +21,16 @@ import sys
 import time
 from pathlib import Path
 
+from studybench.runfolder import finished_runs
+
 MODES = {"workers 1": ["--workers", "1"], "workers 2": ["--workers", "2"], "ray local": ["--ray", "local"]}
 
 
 def fit_seconds(out: Path) -> tuple[float, int, set[int]]:
     """Sum of the runs' fit seconds, the number of runs, and the thread counts they used."""
-    total, count, threads = 0.0, 0, set()
-    for run in (out / "runs").iterdir():
-        total += json.loads((run / "metrics.json").read_text())["fit_seconds"]
-        environment = json.loads((run / "environment.json").read_text())
-        threads.add(environment["threads"]["torch"])
-        count += 1
-    return total, count, threads
+    runs = finished_runs(out)
+    return (sum(run.metrics["fit_seconds"] for run in runs), len(runs),
+            {run.environment["threads"]["torch"] for run in runs})
 
 
 def main() -> None:
