@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,14 @@ import pytest
 # it for the machine's network address, which its own processes here cannot reach). Ray reads
 # this once, when it is imported, so it is set before any test module imports it.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Caches the tool keeps between commands (downloads, Ray checkpoints, the preparation shared by
+# workers) go to a folder of this test session, never the user's ~/.cache; subprocesses and Ray
+# workers inherit it.
+_TEST_CACHE = os.environ["STUDYBENCH_CACHE"] = tempfile.mkdtemp(prefix="studybench-tests-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_TEST_CACHE, ignore_errors=True)
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent

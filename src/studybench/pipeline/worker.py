@@ -87,7 +87,11 @@ def run_job(job: Job, inputs: Inputs, budget: Budget, on_event: Callable[[Event]
     problem of the job itself, so one bad run cannot stop a grid."""
     from studybench.records import environment, write_json
 
+    from studybench import memo
+
     on_event(Event("started", job.run_id, {"pid": os.getpid(), "host": socket.gethostname()}))
+    # other workers on this machine may need the same TF-IDF or token ids: share them on disk
+    memo.share_on_disk(budget.executor == "ray" or budget.workers > 1)
     try:
         with ExitStack() as stack:
             from joblib import parallel_config

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
@@ -27,10 +29,47 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from studybench import memo
+from studybench.models.artifacts import load_sklearn, save_sklearn
 from studybench.models.text.artist import ArtistEncoder
 from studybench.models.text.sequences import TokenSequences
 from studybench.models.text.vocab import Tfidf
 from studybench.registry import ModelSpec, register
+
+
+def _save_matrix(x, path: Path) -> None:
+    if sparse.issparse(x):
+        sparse.save_npz(path.with_suffix(".npz"), x.tocsr(), compressed=False)
+    else:
+        np.save(path.with_suffix(".npy"), np.asarray(x), allow_pickle=False)
+
+
+def _load_matrix(path: Path):
+    if path.with_suffix(".npz").is_file():
+        x = sparse.load_npz(path.with_suffix(".npz")).tocsr()
+        x.sort_indices()
+        return x
+    if path.with_suffix(".npy").is_file():
+        return np.load(path.with_suffix(".npy"), allow_pickle=False)
+    return None
+
+
+def _save_featurized(value, folder: Path) -> None:
+    fitted, x_fit, x_other = value
+    save_sklearn(fitted, folder / "features.skops")
+    _save_matrix(x_fit, folder / "fit")
+    if x_other is not None:
+        _save_matrix(x_other, folder / "other")
+
+
+def _load_featurized(folder: Path):
+    x_fit = _load_matrix(folder / "fit")
+    if x_fit is None:
+        raise FileNotFoundError(folder / "fit")
+    return load_sklearn(folder / "features.skops"), x_fit, _load_matrix(folder / "other")
+
+
+# fitted features and both matrices, shared by the workers of a machine (studybench.memo)
+FEATURIZED = memo.Codec(_save_featurized, _load_featurized)
 
 
 @dataclass(frozen=True)
@@ -157,7 +196,7 @@ class ClassicModel:
                     x.sort_indices()  # parallel scikit-learn estimators need sorted CSR indices
             return fitted, x_fit, x_other
 
-        return memo.remember(memo.key("featurize", self.features, fit_on, other), make)
+        return memo.remember(memo.key("featurize", self.features, fit_on, other), make, FEATURIZED)
 
     def _select(self, x_train, y_train, x_val, y_val):
         candidates = list(ParameterGrid(self.grid)) if self.grid else [{}]
