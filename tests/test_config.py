@@ -10,6 +10,7 @@ from studybench.config import (
     CleaningConfig,
     Columns,
     DataConfig,
+    ImagesConfig,
     LyricsConfig,
     SplitConfig,
     apply_overrides,
@@ -60,8 +61,9 @@ def test_apply_overrides_sets_typed_values_and_leaves_the_rest():
 
 
 def test_int_becomes_float_and_integral_float_becomes_int():
-    config = apply_overrides(LyricsConfig(), {"split.test_size": 1, "clean.min_tokens": 2.0})
-    assert config.split.test_size == 1.0 and type(config.split.test_size) is float
+    config = apply_overrides(ImagesConfig(), {"data.train_fraction": 1})
+    assert config.data.train_fraction == 1.0 and type(config.data.train_fraction) is float
+    config = apply_overrides(LyricsConfig(), {"clean.min_tokens": 2.0})
     assert config.clean.min_tokens == 2 and type(config.clean.min_tokens) is int
 
 
@@ -187,3 +189,20 @@ def test_model_params_unknown_key_names_it():
 def test_model_params_wrong_type_names_it():
     with pytest.raises(StudybenchError, match="--set model.ngram_max: expected int, got 'two'"):
         registry.get("tfidf_logreg").resolve("seed", {"ngram_max": "two"})
+
+
+@pytest.mark.parametrize("key, value", [("split.test_size", "1.0"), ("split.val_size", "0.0"),
+                                        ("clean.min_tokens", "-1"), ("split.test_size", "-0.2")])
+def test_values_outside_a_settings_range_are_refused_naming_key_and_value(key, value):
+    with pytest.raises(StudybenchError, match=rf"--set {key}={value}: expected"):
+        apply_overrides(LyricsConfig(), parse_assignments([f"{key}={value}"]))
+
+
+def test_ranges_hold_for_model_parameters_and_lists_item_by_item():
+    from studybench import registry
+
+    with pytest.raises(StudybenchError, match=r"train.epochs=0: expected a whole number ≥ 1"):
+        registry.get("lstm").resolve("tuned", {"train.epochs": "0"})
+    with pytest.raises(StudybenchError, match=r"transfer.fractions=0.5,1.5"):
+        apply_overrides(ImagesConfig(), {"transfer.fractions": "0.5,1.5"})
+    assert apply_overrides(ImagesConfig(), {"transfer.epochs": "0"}).transfer.epochs == 0  # 0: the CNN's own

@@ -15,7 +15,6 @@ checks the format version first and refuses an incompatible bundle by name.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,20 +25,22 @@ import numpy as np
 import pandas as pd
 
 from studybench.errors import StudybenchError
-from studybench.records import read_json, write_json, write_text
+from studybench.records import check_out_folder, read_record, write_json, write_text
 from studybench.runfolder import ARTIFACT_FILES, upgrade_metrics
 
 BUNDLE_VERSION = 1
 
 
 def _run_config(run_dir: Path) -> tuple[dict, dict]:
+    if not (run_dir / "config.json").is_file():
+        raise StudybenchError(f"{run_dir}: not a finished run folder (no config.json)")
+    config = read_record(run_dir / "config.json", "run record")
+    metrics_path = run_dir / "metrics.json"
+    metrics = read_record(metrics_path, "run record")
     try:
-        config = read_json(run_dir / "config.json")
-        return config, upgrade_metrics(read_json(run_dir / "metrics.json"), config)
-    except FileNotFoundError:
-        raise StudybenchError(f"{run_dir}: not a finished run folder (config.json or metrics.json missing)") from None
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise StudybenchError(f"{run_dir}: unreadable run record ({exc})") from None
+        return config, upgrade_metrics(metrics, config)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StudybenchError(f"{metrics_path}: metrics of an unknown shape ({exc})") from None
 
 
 def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
@@ -53,8 +54,12 @@ def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
         raise StudybenchError(f"{run_dir}: no exportable model (artifact kind {kind!r})")
     if config.get("task") == "reconstruction":
         raise StudybenchError(f"{run_dir}: an autoencoder reconstructs images; export a classifier run")
+    missing = [name for name in ARTIFACT_FILES[kind] if not (run_dir / name).is_file()]
+    if missing:
+        raise StudybenchError(f"{run_dir / missing[0]}: missing; the run's model cannot be exported")
+    check_out_folder(out)
     if out.exists() and any(out.iterdir()):
-        raise StudybenchError(f"{out}: exists and is not empty; choose a new folder")
+        raise StudybenchError(f"--out {out}: exists and is not empty; choose a new folder")
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -170,12 +175,9 @@ def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     if not path.is_dir():
         raise StudybenchError(f"{path}: no such bundle folder")
-    try:
-        meta = json.loads((path / "bundle.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudybenchError(f"{path}: not a studybench bundle (no bundle.json; `studybench export RUN_DIR --out DIR` makes one)") from None
-    except (OSError, ValueError) as exc:
-        raise StudybenchError(f"{path}/bundle.json: unreadable ({exc})") from None
+    if not (path / "bundle.json").is_file():
+        raise StudybenchError(f"{path}: not a studybench bundle (no bundle.json; `studybench export RUN_DIR --out DIR` makes one)")
+    meta = read_record(path / "bundle.json", "bundle description")
     version = meta.get("format_version")
     if version != BUNDLE_VERSION:
         raise StudybenchError(f"{path}: bundle format {version} is not supported by this studybench "
@@ -195,4 +197,11 @@ def load_bundle(path: str | Path) -> Bundle:
         model = ImageModel.load(path / "model.json")
     else:
         raise StudybenchError(f"{path}: unknown model kind {kind!r} in bundle.json")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise StudybenchError(f"{path / 'bundle.json'}: no 'classes' list of class names")
+    if meta.get("study") not in ("lyrics", "images"):
+        raise StudybenchError(f"{path / 'bundle.json'}: 'study' is {meta.get('study')!r}, not lyrics or images")
+    if list(getattr(model, "classes_", classes)) != classes:
+        raise StudybenchError(f"{path / 'bundle.json'}: its 'classes' differ from the model's")
     return Bundle(path, meta, model)

@@ -75,8 +75,9 @@ def _execution(workers: str, threads: Optional[int], ray: Optional[str], gpus: O
     """The run functions' executor keywords from the command line; an executor made here
     (Ray, or chosen GPUs) is closed when the command ends."""
     from studybench.errors import StudybenchError
-    from studybench.pipeline.executors import make_executor
+    from studybench.pipeline.executors import check_execution, make_executor
 
+    check_execution(workers, threads, ray)  # before any data is read
     if gpus is not None and not ray and gpus != int(gpus):
         raise StudybenchError(f"--gpus {gpus:g}: a share of a GPU needs --ray; local workers take whole GPUs")
     if not ray and gpus is None:
@@ -118,9 +119,11 @@ def run_lyrics_command(
     gpus: GpusOption = None,
 ) -> None:
     """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
+    from studybench.records import check_out_folder
     from studybench.studies.lyrics import run_lyrics
 
     with user_errors():
+        check_out_folder(out)
         with _execution(workers, threads, ray, gpus) as execution, run_progress() as progress, \
                 _grid_failures() as failed:
             failed.result = run_lyrics(data, test_data, models, features, split, seeds, preset,
@@ -184,9 +187,11 @@ def run_images_command(
 ) -> None:
     """Train block-1 models on the first class block, then every transfer arm at every
     training fraction on the second; print block-1 test metrics and the transfer table."""
+    from studybench.records import check_out_folder
     from studybench.studies.images import run_images
 
     with user_errors():
+        check_out_folder(out)
         with _execution(workers, threads, ray, gpus) as execution, run_progress() as progress, \
                 _grid_failures() as failed:
             failed.result = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
@@ -206,9 +211,11 @@ def report(
     readme: Annotated[Optional[Path], typer.Option(help="Also rewrite this README's results section (between <!-- results:start --> and <!-- results:end -->) from the runs.")] = None,
 ) -> None:
     """Build report.html (figures embedded) and report.md from run folders, without retraining."""
-    from studybench.reporting.report import build_report, update_readme
+    from studybench.reporting.report import build_report, check_readme, update_readme
 
     with user_errors():
+        if readme is not None:
+            check_readme(readme)  # before anything is written
         page = build_report(runs_dir, out)
         if readme is not None:
             update_readme(readme, runs_dir)
@@ -300,9 +307,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve bundles over HTTP: a web page at /, JSON endpoints, and the OpenAPI schema at /docs."""
-    from studybench.serve import create_app
+    from studybench.serve import check_address, create_app
 
     with user_errors():
+        check_address(host, port)
         app_ = create_app(bundles)
     import uvicorn
 
@@ -330,7 +338,10 @@ def demo(
     from studybench.studies.images import run_images
     from studybench.studies.lyrics import run_lyrics
 
+    from studybench.records import check_out_folder
+
     with user_errors(), _execution(workers, threads, ray, None) as execution:
+        check_out_folder(out)
         for split in ("artist", "random"):
             with run_progress() as progress:
                 table = run_lyrics(demo_lyrics_path(), models=DEMO_MODELS, split=split, seeds="0,1,2",

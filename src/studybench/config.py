@@ -131,6 +131,12 @@ def load_yaml_overrides(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise StudybenchError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise StudybenchError(f"{path}: is a folder, expected a YAML config file") from None
+    except UnicodeDecodeError:
+        raise StudybenchError(f"{path}: not a UTF-8 text YAML file") from None
+    except OSError as exc:
+        raise StudybenchError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise StudybenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -203,6 +209,45 @@ def _yaml_scalar(text: str) -> Any:
         return text
 
 
+def _between(low: float, high: float, low_in: bool = False, high_in: bool = False):
+    text = f"a number {'≥' if low_in else '>'} {low:g} and {'≤' if high_in else '<'} {high:g}"
+    return text, lambda v: (v >= low if low_in else v > low) and (v <= high if high_in else v < high)
+
+
+def _at_least(low: float, whole: bool = True):
+    return f"{'a whole number' if whole else 'a number'} ≥ {low:g}", lambda v: v >= low
+
+
+# Numeric settings with a natural range, by field name (or ``Class.field`` where one class
+# differs): checked wherever a value enters, whether a preset, a YAML file, --set or a
+# Python caller's overrides, so the command line and the API refuse the same values.
+LIMITS: dict[str, tuple[str, Any]] = {
+    "test_size": _between(0, 1), "val_size": _between(0, 1),
+    "train_fraction": _between(0, 1, high_in=True), "fractions": _between(0, 1, high_in=True),
+    "epochs": _at_least(1), "TransferConfig.epochs": _at_least(0),
+    "batch_size": _at_least(1), "lr": _at_least(1e-12, whole=False), "lr_factor": _between(0, 1),
+    "weight_decay": _at_least(0, whole=False), "min_lr": _at_least(0, whole=False),
+    "grad_clip": _at_least(0, whole=False), "patience": _at_least(0), "lr_patience": _at_least(0),
+    "label_smoothing": _between(0, 1, low_in=True), "dropout": _between(0, 1, low_in=True),
+    "artist_dropout": _between(0, 1, low_in=True), "max_len": _at_least(1), "max_words": _at_least(3),
+    "min_count": _at_least(1), "min_tokens": _at_least(0), "blocks": _at_least(1), "image_size": _at_least(8),
+    "widths": _at_least(1), "dense": _at_least(0), "convs": _at_least(1), "crop_padding": _at_least(0),
+    "trunk_lr_scale": _at_least(0, whole=False), "C": _at_least(1e-12, whole=False),
+}
+
+
+def check_limits(obj: Any, name: str, value: Any, key: str) -> None:
+    """Raise naming ``key`` if ``value`` (or an item of it) is outside ``name``'s range."""
+    rule = LIMITS.get(f"{type(obj).__name__}.{name}") or LIMITS.get(name)
+    if rule is None:
+        return
+    text, ok = rule
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and not ok(item):
+            shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+            raise StudybenchError(f"--set {key}={shown}: expected {text}")
+
+
 def apply_overrides(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     """Return a copy of dataclass ``obj`` with dotted ``overrides`` applied and type-checked."""
     hints = typing.get_type_hints(type(obj))
@@ -219,6 +264,7 @@ def apply_overrides(obj: Any, overrides: dict[str, Any], prefix: str = "") -> An
             if dataclasses.is_dataclass(hints[head]):
                 raise StudybenchError(f"--set {prefix}{key}: is a group; set one of its keys")
             direct[head] = coerce(value, hints[head], prefix + key)
+            check_limits(obj, head, direct[head], prefix + key)
     for head, sub in nested.items():
         child = getattr(obj, head)
         if not dataclasses.is_dataclass(child):

@@ -46,7 +46,11 @@ def read_lyrics_inputs(inputs: list[str], text_column: str | None = None,
     rows = []
     for item in inputs or ["-"]:
         if item == "-":
-            text = sys.stdin.read()
+            raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise StudybenchError(f"stdin: not UTF-8 text (byte {exc.start})") from None
             rows.append(("stdin", text, artist or ""))
             continue
         path = Path(item)
@@ -108,6 +112,14 @@ def load_image(source, size: int, name: str = "image") -> np.ndarray:
         raise StudybenchError(f"{name}: not a readable image") from None
 
 
+def check_prediction_options(k: int, batch_size: int = 1) -> None:
+    """The same limits for the command line, the Python API and the HTTP service."""
+    if not isinstance(k, int) or k < 1:
+        raise StudybenchError(f"--top-k {k}: expected a whole number ≥ 1")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise StudybenchError(f"--batch-size {batch_size}: expected a whole number ≥ 1")
+
+
 def top_k(scores: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
     """The ``k`` best classes per row, best first."""
     k = max(1, min(k, len(classes)))
@@ -119,6 +131,7 @@ def predict(bundle: Bundle, inputs: list[str], k: int = 3, batch_size: int = 256
             text_column: str | None = None, artist_column: str | None = None, artist: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> tuple[list[str], list, str]:
     """``(input names, top-k per input, score kind)`` for lyrics or image inputs."""
+    check_prediction_options(k, batch_size)
     if bundle.study == "lyrics":
         frame = read_lyrics_inputs(inputs, text_column, artist_column, artist)
         names, batches = frame["input"].tolist(), _batches(len(frame), batch_size)

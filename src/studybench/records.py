@@ -42,13 +42,47 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_record(path: str | Path, what: str = "record", keys: tuple[str, ...] = ()) -> dict:
+    """A JSON object written by studybench (``config.json``, ``bundle.json``, ``model.json``),
+    read from a folder that may be damaged or foreign: missing, unreadable, not JSON, not an
+    object or without one of ``keys`` is a one-line error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudybenchError(f"{path}: missing ({what} file not found)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise StudybenchError(f"{path}: not a readable {what} (not UTF-8 text)") from None
+    except ValueError as exc:
+        raise StudybenchError(f"{path}: not a readable {what} (invalid JSON: {exc})") from None
+    except OSError as exc:
+        raise StudybenchError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise StudybenchError(f"{path}: not a readable {what} (a JSON {type(data).__name__}, not an object)")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise StudybenchError(f"{path}: not a complete {what} (no {missing[0]!r})")
+    return data
+
+
+def check_out_folder(out: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be one: an existing file, or a
+    path under a file. Nothing is created here."""
+    out = Path(out)
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise StudybenchError(f"{option} {out}: not a folder ({place} is a file)")
+            if not os.access(place, os.W_OK | os.X_OK):
+                raise StudybenchError(f"{option} {out}: not writable ({place})")
+            break
+    return out
+
+
 def read_model_json(path: str | Path, version: int, what: str, kind: str | None = None) -> dict:
     """A saved model's ``model.json``; unreadable, of another format version (or of another
     ``kind``) is a one-line error naming ``what`` ("model", "image model")."""
-    try:
-        meta = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise StudybenchError(f"{path}: not a readable model description ({exc})") from None
+    meta = read_record(path, f"{what} description")
     if meta.get("format_version") != version or (kind is not None and meta.get("kind") != kind):
         raise StudybenchError(f"{path}: {what} format {meta.get('format_version')} is not supported "
                               f"(this studybench reads {version})")

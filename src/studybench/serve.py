@@ -62,6 +62,28 @@ class Problem(BaseModel):
     detail: str
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, before announcing anything, a port out of range or one already taken."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise StudybenchError(f"--port {port}: expected 1..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StudybenchError(f"--host {host}: not an address of this machine ({exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except PermissionError:
+            raise StudybenchError(f"--port {port}: needs privileges on this machine; choose 1024 or above") from None
+        except OSError as exc:
+            reason = "in use by another program" if exc.errno in (98, 48, 10048) else exc.strerror
+            raise StudybenchError(f"--port {port} on {host}: {reason}; choose another with --port") from None
+
+
 def create_app(bundle_paths: list[str | Path]):
     """The service for the bundles at ``bundle_paths`` (each one is named by its folder)."""
     from fastapi import FastAPI, HTTPException, Request

@@ -130,6 +130,7 @@ def test_image_folder_with_train_and_test(tmp_path):
 
 def test_non_image_file_is_named(tmp_path):
     _png(tmp_path / "cat" / "0.png", (1, 1, 1))
+    _png(tmp_path / "dog" / "0.png", (2, 2, 2))
     (tmp_path / "cat" / "notes.txt").write_text("not a picture")
     with pytest.raises(StudybenchError, match=r"cat/notes.txt: not a readable image"):
         im.load_images(tmp_path)

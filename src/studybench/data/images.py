@@ -177,6 +177,9 @@ def _read_class_folders(root: Path, size: int) -> ImageSet:
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise StudybenchError(f"{root}: no class folders (expected {root}/<class>/<image files>)")
+    if len(class_dirs) < 2:
+        raise StudybenchError(f"{root}: one class folder ({class_dirs[0].name}); a classifier needs at least "
+                              "two classes (and the study two per class block)")
     images, labels = [], []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(f for f in class_dir.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -189,7 +192,7 @@ def _read_class_folders(root: Path, size: int) -> ImageSet:
                     if image.size != (size, size):
                         image = image.resize((size, size), Image.Resampling.BILINEAR)
                     images.append(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                 raise StudybenchError(f"{path}: not a readable image") from None
             labels.append(label)
     return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.long),
@@ -255,8 +258,9 @@ def load_images(data: str | Path | None, dataset: str = "auto", cache: str | Pat
 
 def class_blocks(n_classes: int, n_blocks: int, seed: int) -> list[list[int]]:
     """Split class ids into ``n_blocks`` disjoint blocks with a seeded permutation."""
-    if not 1 <= n_blocks <= n_classes:
-        raise StudybenchError(f"--set data.blocks={n_blocks}: expected 1..{n_classes} for {n_classes} classes")
+    if not 1 <= n_blocks <= n_classes // 2:
+        raise StudybenchError(f"--set data.blocks={n_blocks}: {n_classes} classes make at most "
+                              f"{max(n_classes // 2, 1)} blocks of two or more classes (a classifier needs two)")
     permutation = np.random.default_rng(seed).permutation(n_classes)
     return [sorted(int(c) for c in block) for block in np.array_split(permutation, n_blocks)]
 

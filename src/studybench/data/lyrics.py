@@ -10,8 +10,10 @@ header where that is unambiguous; ``--set data.schema=NAME`` or
 from __future__ import annotations
 
 import dataclasses
+import lzma
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,8 +108,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise StudybenchError(f"{path}: malformed CSV: {_parser_reason(exc)}") from None
     except UnicodeDecodeError:
         raise StudybenchError(f"{path}: not a UTF-8 text CSV file") from None
-    except (OSError, EOFError) as exc:  # e.g. a corrupt .gz
-        raise StudybenchError(f"{path}: cannot be read as CSV ({exc})") from None
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:  # e.g. a damaged .gz/.xz
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudybenchError(f"{path}: cannot be read as CSV ({reason})") from None
     if frame.empty:
         raise StudybenchError(f"{path}: has a header but no data rows")
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -139,12 +142,17 @@ def detect_schema(header: list[str], path: str | Path = "<file>") -> Schema | No
     return top[0]
 
 
-def resolve_columns(header: list[str], config: DataConfig, path: str | Path) -> tuple[str, Columns]:
-    """Which column holds which field: the named or detected schema, then explicit mappings."""
+def resolve_columns(header: list[str], config: DataConfig, path: str | Path) -> tuple[str, Columns, dict]:
+    """Which column holds which field: the named or detected schema, then explicit mappings;
+    also the fields whose column was found by name rather than given (see :func:`_twins`)."""
     explicit = {k: v for k, v in dataclasses.asdict(config.columns).items() if v}
     if config.schema == "auto":
         schema = detect_schema(header, path)
         if schema is None and "text" not in explicit:
+            have = {h.casefold() for h in header}
+            if have & {"lyrics", "lyric", "text"} and not have & {"genre", "label", "tag"}:
+                raise StudybenchError(f"{path}: no genre column (columns: {', '.join(header)}); "
+                                      "map one with --set data.columns.label=NAME")
             raise StudybenchError(
                 f"{path}: no lyrics column found (columns: {', '.join(header)}); "
                 "map one with --set data.columns.text=NAME and data.columns.label=NAME"
@@ -171,15 +179,34 @@ def resolve_columns(header: list[str], config: DataConfig, path: str | Path) -> 
         resolved[fld] = by_fold[column.casefold()]
     if not resolved["label"]:
         raise StudybenchError(f"{path}: no genre column; map one with --set data.columns.label=NAME")
+    chosen = {fld: column for fld, column in resolved.items() if column and fld not in explicit}
     name = schema.name if schema and not explicit else (f"{schema.name}+mapping" if schema else "custom")
-    return name, Columns(**resolved)
+    return name, Columns(**resolved), chosen
+
+
+def _check_twins(raw: pd.DataFrame, column: str, fld: str, path: str | Path) -> None:
+    """A column found by name may have a twin (``Genre`` and ``genre``, or a repeated header,
+    which pandas reads as ``Genre.1``); twins that disagree are an error, never a silent pick."""
+    twin_name = re.compile(rf"{re.escape(column.casefold())}(\.\d+)?")
+    for other in raw.columns:
+        if other != column and twin_name.fullmatch(str(other).casefold()):
+            differ = (raw[other].str.strip() != raw[column].str.strip()).to_numpy().nonzero()[0]
+            if len(differ):
+                what = "lyrics" if fld == "text" else "genre" if fld == "label" else fld
+                shown = other if not re.fullmatch(r".*\.\d+", str(other)) else f"a second {column!r}"
+                raise StudybenchError(
+                    f"{path}: columns {column!r} and {shown} could both be the {what} column and disagree "
+                    f"(row {differ[0] + 1}: {raw[column].iloc[differ[0]]!r} vs {raw[other].iloc[differ[0]]!r}); "
+                    f"keep one or choose with --set data.columns.{fld}=NAME")
 
 
 def read_lyrics(path: str | Path, config: DataConfig | None = None) -> LyricsFile:
     """Read ``path`` in any supported schema into the canonical frame."""
     config = config or DataConfig()
     raw = read_csv(path)
-    schema, columns = resolve_columns(list(raw.columns), config, path)
+    schema, columns, found = resolve_columns(list(raw.columns), config, path)
+    for fld, column in found.items():
+        _check_twins(raw, column, fld, path)
     frame = pd.DataFrame({"row": range(1, len(raw) + 1)})
     for fld in FIELDS:
         column = getattr(columns, fld)

@@ -85,25 +85,29 @@ def make_split(
     seed: int,
     test_frame: pd.DataFrame | None = None,
     data_name: str = "--data",
+    test_name: str = "",
 ) -> LyricsSplit:
     """Split the cleaned canonical ``frame`` (and ``test_frame`` for ``file``) for ``seed``."""
     kind = config.kind
     if not 0 < config.test_size < 1 or not 0 < config.val_size < 1:
-        raise StudybenchError("--set split.test_size and split.val_size must lie between 0 and 1")
+        raise StudybenchError(f"--set split.test_size={config.test_size} and split.val_size={config.val_size}: "
+                              "each must lie between 0 and 1")
     if kind != "file" and config.test_size + config.val_size >= 1:
         raise StudybenchError(
             f"--set split.test_size={config.test_size} + split.val_size={config.val_size} "
             "leaves no training songs; their sum must be below 1"
         )
     try:
-        return _make_split(frame, config, seed, test_frame, data_name)
+        return _make_split(frame, config, seed, test_frame, data_name, test_name)
     except ValueError as exc:  # scikit-learn's refusal on too few songs per part
         reason = str(exc).splitlines()[0]
-        raise StudybenchError(f"{data_name}: cannot make the {kind} split ({reason}); too few songs?") from None
+        raise StudybenchError(f"{data_name}: cannot make the {kind} split with split.test_size={config.test_size} "
+                              f"and split.val_size={config.val_size} ({reason}); too few songs for these "
+                              "sizes") from None
 
 
 def _make_split(frame: pd.DataFrame, config: SplitConfig, seed: int,
-                test_frame: pd.DataFrame | None, data_name: str) -> LyricsSplit:
+                test_frame: pd.DataFrame | None, data_name: str, test_name: str) -> LyricsSplit:
     kind = config.kind
     has_artist = bool((frame["artist"] != "").any())
     if kind == "random":
@@ -125,8 +129,15 @@ def _make_split(frame: pd.DataFrame, config: SplitConfig, seed: int,
     for name, part in (("training", train), ("validation", val), ("test", test)):
         if len(part) == 0:
             raise StudybenchError(f"{data_name}: the {name} part of the {kind} split is empty; too few songs")
+    if train["label"].nunique() < 2:
+        raise StudybenchError(f"{data_name}: the training part of the {kind} split holds one genre "
+                              f"({train['label'].iloc[0]!r}); a classifier needs at least two")
+    known = set(train["label"])
     if kind == "file":
-        check_known_labels(test, set(train["label"]) | set(val["label"]), "--test-data")
+        check_known_labels(test, known, f"--test-data {test_name}")
+    else:  # a genre with too few songs (or artists) to reach training would only ever be scored wrong
+        check_known_labels(test, known, f"{data_name}: the test part of the {kind} split",
+                           hint="too few songs or artists of it reach training; drop it or add songs")
     return LyricsSplit(
         kind=kind,
         seed=seed,
@@ -136,7 +147,7 @@ def _make_split(frame: pd.DataFrame, config: SplitConfig, seed: int,
     )
 
 
-def check_known_labels(frame: pd.DataFrame, known: set[str], name: str) -> None:
+def check_known_labels(frame: pd.DataFrame, known: set[str], name: str, hint: str = "") -> None:
     """A genre never seen in training cannot be predicted: name it instead of scoring zero."""
     unknown = sorted(set(frame["label"]) - known)
     if unknown:
@@ -144,5 +155,5 @@ def check_known_labels(frame: pd.DataFrame, known: set[str], name: str) -> None:
         raise StudybenchError(
             f"{name}: genre {unknown[0]!r} (row {int(rows.iloc[0])}) is unknown to training"
             + (f"; also {', '.join(map(repr, unknown[1:]))}" if len(unknown) > 1 else "")
-            + f" (known: {', '.join(sorted(known))})"
+            + f" (known: {', '.join(sorted(known))})" + (f"; {hint}" if hint else "")
         )

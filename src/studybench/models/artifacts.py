@@ -39,4 +39,27 @@ def load_sklearn(path: str | Path) -> Any:
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
         raise StudybenchError(f"{path}: refuses to load untrusted types: {', '.join(refused)}")
-    return sio.load(path, trusted=untrusted)
+    try:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways inside skops
+        raise StudybenchError(f"{path}: not a readable model artifact ({type(exc).__name__})") from None
+
+
+def load_weights(module, path: str | Path) -> None:
+    """Load a safetensors file into ``module``: missing, truncated, foreign or of another
+    architecture is a one-line error naming the file (never unpickled: safetensors)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise StudybenchError(f"{path}: missing (the model's weights)")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise StudybenchError(f"{path}: not readable weights ({str(exc).splitlines()[0]})") from None
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise StudybenchError(f"{path}: weights do not fit the model "
+                              f"({str(exc).strip().splitlines()[0][:200]})") from None

@@ -114,6 +114,31 @@ class SerialExecutor(Executor):
             self.restore = None
 
 
+def check_execution(workers: int | str | None, threads: int | None, ray: str | None) -> tuple[int, int | None]:
+    """``(workers, threads)`` checked against each other and this machine's cores, before any
+    data is read: what ``--workers``, ``--threads`` and ``--ray`` may be."""
+    cores = machine_cores()
+    if threads is not None and threads < 1:
+        raise StudybenchError(f"--threads {threads}: expected 1 or more")
+    if ray:
+        if workers not in (None, 1, "1", "auto"):
+            raise StudybenchError("--ray and --workers exclude each other: a Ray cluster schedules "
+                                  "by its own CPUs (use --threads to size each run)")
+        return 1, threads
+    if workers in (None, "auto"):
+        workers = cores
+    try:
+        workers = int(workers)
+    except ValueError:
+        raise StudybenchError(f"--workers {workers}: expected a whole number or auto") from None
+    if workers < 1:
+        raise StudybenchError(f"--workers {workers}: expected 1 or more (or auto)")
+    if workers > 1 and workers * (threads or max(1, cores // workers)) > cores:
+        raise StudybenchError(f"--workers {workers} x --threads {threads or max(1, cores // workers)} exceeds "
+                              f"this machine's {cores} cores; runs side by side would slow each other down")
+    return workers, threads
+
+
 def make_executor(workers: int | str | None = 1, threads: int | None = None, ray: str | None = None,
                   gpus: int | None = None, gpus_per_run: float | None = None) -> Executor:
     """The executor for ``--workers`` / ``--threads`` / ``--ray`` / ``--gpus``.
@@ -127,29 +152,14 @@ def make_executor(workers: int | str | None = 1, threads: int | None = None, ray
     sees); ``gpus_per_run``: the GPU share a Ray job asks for (default 1 where the cluster
     has GPUs, else 0)."""
     cores = machine_cores()
-    if threads is not None and threads < 1:
-        raise StudybenchError(f"--threads {threads}: expected 1 or more")
+    workers, threads = check_execution(workers, threads, ray)
     if ray:
-        if workers not in (None, 1, "auto"):
-            raise StudybenchError("--ray and --workers exclude each other: a Ray cluster schedules "
-                                  "by its own CPUs (use --threads to size each run)")
         from studybench.pipeline.raycluster import RayExecutor
 
         return RayExecutor(ray, threads or 1, gpus_per_run)
-    if workers in (None, "auto"):
-        workers = cores
-    try:
-        workers = int(workers)
-    except ValueError:
-        raise StudybenchError(f"--workers {workers}: expected a whole number or auto") from None
-    if workers < 1:
-        raise StudybenchError(f"--workers {workers}: expected 1 or more (or auto)")
     if workers == 1:
         return SerialExecutor(threads)
     threads = threads or max(1, cores // workers)
-    if workers * threads > cores:
-        raise StudybenchError(f"--workers {workers} x --threads {threads} exceeds this machine's "
-                              f"{cores} cores; runs side by side would slow each other down")
     from studybench.pipeline.local import LocalPool
 
     return LocalPool(workers, threads, gpu_slots(gpus))

@@ -37,7 +37,7 @@ from studybench.evaluation.metrics import classification_metrics
 from studybench.pipeline.driver import Progress, run_plan
 from studybench.pipeline.executors import Executor
 from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
-from studybench.records import config_hash, file_digest, read_json, write_csv, write_json
+from studybench.records import config_hash, file_digest, read_record, write_csv, write_json
 from studybench.results import summarize
 from studybench.runfolder import write_metrics
 from studybench.studies.common import (
@@ -134,6 +134,12 @@ def plan_lyrics(
     for loaded in filter(None, (train_data, test_loaded)):
         if log:
             log(loaded.summary_line())
+    genres = train_data.frame["label"].unique()
+    if len(genres) < 2:
+        raise StudybenchError(f"{data}: one genre ({genres[0]!r}) after cleaning; a genre classifier needs "
+                              "at least two")
+    if test_loaded is not None:  # a genre the training file lacks could only ever be scored wrong
+        check_known_labels(test_loaded.frame, set(genres), f"--test-data {test_data}")
     if "lyrics+artist" in feature_sets and not train_data.file.has_artist:
         raise StudybenchError(f"{data}: --features lyrics+artist needs an artist column; this file has none")
     if log and "lyrics+artist" in feature_sets and kind != "random":
@@ -150,7 +156,8 @@ def plan_lyrics(
         # the split of one seed, shared by every model and feature set of that seed
         key = f"lyrics-split:{train_data.digest}:{test_digest}:{config_hash(to_dict(config))}:s{seed}"
         payloads[key] = functools.partial(make_split, train_data.frame, config.split, seed,
-                                          test_loaded.frame if test_loaded else None, str(data))
+                                          test_loaded.frame if test_loaded else None, str(data),
+                                          str(test_data or ""))
         for spec in specs:
             for fs in feature_sets:
                 record = {
@@ -253,18 +260,27 @@ def load_run_model(run_dir: str | Path):
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise StudybenchError(f"{run_dir}: not a studybench run folder (no config.json)")
-    config = read_json(config_path)
-    artifact = config.get("artifact", {})
+    config = read_record(config_path, "run record", keys=("run_id", "model", "features", "config", "artifact"))
+    artifact = config["artifact"] if isinstance(config["artifact"], dict) else {}
     loaders = {"sklearn": ClassicModel.load, "torch": NeuralTextModel.load}
-    if artifact.get("kind") not in loaders:
-        raise StudybenchError(f"{run_dir}: unsupported model artifact kind {artifact.get('kind')!r}")
-    return config, loaders[artifact["kind"]](run_dir / artifact["file"])
+    if config.get("study", "lyrics") != "lyrics":
+        raise StudybenchError(f"{run_dir}: a run of the {config.get('study')} study; evaluate scores lyrics runs")
+    if artifact.get("kind") not in loaders or not isinstance(artifact.get("file"), str):
+        raise StudybenchError(f"{config_path}: unsupported model artifact {artifact!r}")
+    model_file = run_dir / artifact["file"]
+    if not model_file.is_file():
+        raise StudybenchError(f"{model_file}: missing (the run's model)")
+    return config, loaders[artifact["kind"]](model_file)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, overrides: dict[str, Any] | None = None) -> dict:
     """Score a finished lyrics run on another labelled file (any supported schema)."""
     config_json, model = load_run_model(run_dir)
-    config: LyricsConfig = from_dict(LyricsConfig, config_json["config"])
+    try:
+        config: LyricsConfig = from_dict(LyricsConfig, config_json["config"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StudybenchError(f"{Path(run_dir) / 'config.json'}: its 'config' is not a lyrics configuration "
+                              f"({exc})") from None
     # The run's cleaning applies; the new file's schema is detected afresh unless overridden.
     config = apply_overrides(config, {"data.schema": "auto", **(overrides or {})})
     loaded = load_clean(data, config)

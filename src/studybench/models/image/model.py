@@ -106,17 +106,14 @@ class ImageModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "ImageModel":
-        from safetensors.torch import load_file
+        from studybench.models.artifacts import load_weights
 
         path = Path(path)
         meta = read_model_json(path, FORMAT_VERSION, "image model", kind=cls.kind)
         model = cls(meta["recipe"], make_net, TrainConfig(), meta["seed"], meta["task"])
         model.classes_, model.image_size_ = meta["classes"], meta["image_size"]
         model.net_ = model._build(len(model.classes_), model.image_size_)
-        try:
-            model.net_.load_state_dict(load_file(path.with_name("model.safetensors")))
-        except (OSError, RuntimeError) as exc:
-            raise StudybenchError(f"{path.with_name('model.safetensors')}: weights do not fit ({exc})") from None
+        load_weights(model.net_, path.with_name("model.safetensors"))
         model.net_.eval()
         return model
 

@@ -189,20 +189,25 @@ class NeuralTextModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "NeuralTextModel":
-        from safetensors.torch import load_file
-
         from studybench import registry
+        from studybench.models.artifacts import load_weights
 
         path = Path(path)
         meta = read_model_json(path, FORMAT_VERSION, "model")
-        spec = registry.get(meta["model"])
-        model = cls(meta["model"], spec.build.make_trunk, from_dict(spec.params, meta["params"]),
-                    meta["features"], meta["seed"])
-        model.classes_, model.artists_ = meta["classes"], meta["artists"]
-        model.coverage_ = meta.get("vector_coverage")
-        model.encoder_ = TextEncoder.from_state(meta["encoder"])
-        model.net_ = model._build(len(model.classes_))
-        model.net_.load_state_dict(load_file(path.with_name("model.safetensors")))
+        try:
+            spec = registry.get(meta["model"])
+            model = cls(meta["model"], spec.build.make_trunk, from_dict(spec.params, meta["params"]),
+                        meta["features"], meta["seed"])
+            model.classes_, model.artists_ = list(meta["classes"]), list(meta["artists"])
+            model.coverage_ = meta.get("vector_coverage")
+            model.encoder_ = TextEncoder.from_state(meta["encoder"])
+            model.net_ = model._build(len(model.classes_))
+        except StudybenchError:
+            raise
+        except Exception as exc:  # a damaged description: any of many ways  # noqa: BLE001
+            raise StudybenchError(f"{path}: not a complete model description "
+                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        load_weights(model.net_, path.with_name("model.safetensors"))
         model.net_.eval()
         return model
 
