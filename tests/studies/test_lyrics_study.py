@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_rows
+from conftest import KAGGLE_TRAIN_HEADER, kaggle_train_rows, write_rows
 from sklearn.metrics import accuracy_score, f1_score
 
 from studybench.config import CleaningConfig, DataConfig
@@ -24,7 +24,7 @@ from studybench.runfolder import RESULT_COLUMNS as COLUMNS
 from studybench.runfolder import collect_results
 
 RUN_FILES = {"config.json", "metrics.json", "predictions.csv", "model.skops", "environment.json", "split.json"}
-ARGS = dict(models="majority,tfidf_logreg", features="lyrics", seeds="0,1", preset="seed")
+ARGS = dict(models="majority,tfidf_logreg", features="lyrics", seeds="0,1", preset="seed", split="random")
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
@@ -176,7 +176,8 @@ def test_rerun_reuses_finished_runs(study, corpus):
 def test_same_seed_into_another_folder_reproduces_the_metrics(study, corpus, tmp_path):
     out, _, _ = study
     other = tmp_path / "other"
-    run_lyrics(corpus, out=other, models="tfidf_logreg", features="lyrics", seeds="1", preset="seed")
+    run_lyrics(corpus, out=other, models="tfidf_logreg", features="lyrics", seeds="1", preset="seed",
+               split="random")
     (run,) = _run_dirs(other)
     original = out / "runs" / run.name  # same config and data -> same run id
     assert original.is_dir()
@@ -249,7 +250,7 @@ def test_partial_folder_is_not_a_run_and_gets_replaced(study, corpus, tmp_path):
     shutil.copytree(finished, partial)
     (partial / "leftover.txt").write_text("from the crash")
     assert collect_results(target).empty  # not counted
-    run_lyrics(corpus, out=target, models="majority", features="lyrics", seeds="0", preset="seed")
+    run_lyrics(corpus, out=target, models="majority", features="lyrics", seeds="0", preset="seed", split="random")
     assert not partial.exists()
     fresh = target / "runs" / finished.name
     assert {p.name for p in fresh.iterdir()} == RUN_FILES  # rebuilt, without the leftover
@@ -329,7 +330,7 @@ def test_file_split_scores_the_test_file(corpus, tmp_path):
     (dict(split="file"), "--split file needs --test-data"),
     # the split itself is made before anything is recorded (it once left a planned run behind)
     (dict(overrides={"split.test_size": "0.6", "split.val_size": "0.5"}), "leaves no training songs"),
-    (dict(seeds="0,1", overrides={"split.test_size": "0.001"}), "cannot make the random split"),
+    (dict(seeds="0,1", split="random", overrides={"split.test_size": "0.001"}), "cannot make the random split"),
 ])
 def test_run_lyrics_input_errors_create_nothing(corpus, tmp_path, kwargs, message):
     out = tmp_path / "out"
@@ -372,3 +373,44 @@ def test_repeated_seed_is_not_counted_twice(corpus, tmp_path):
         assert "--seeds" in str(exc)
         return
     assert table["seeds"].tolist() == [1]
+
+
+# ---- defaults that follow the file (issue: honest defaults on first contact) -------------------
+
+def _plan(path, **kwargs):
+    from studybench.studies.lyrics import plan_lyrics
+
+    notes: list[str] = []
+    plan = plan_lyrics(path, models="majority", log=notes.append, **kwargs)
+    return plan, notes
+
+
+def test_a_file_with_artists_is_split_by_artist_unless_told_otherwise(tmp_path):
+    path = write_rows(tmp_path / "songs.csv", KAGGLE_TRAIN_HEADER, kaggle_train_rows())
+    plan, notes = _plan(path)
+    assert {job.settings.split.kind for job in plan.jobs} == {"artist"}
+    assert all(".artist.s0-" in job.run_id for job in plan.jobs)
+    assert any(n.startswith("split: artist") for n in notes)
+    plan, _ = _plan(path, split="random")  # the study's protocol: one flag away
+    assert {job.settings.split.kind for job in plan.jobs} == {"random"}
+
+
+def test_lyrics_plus_artist_on_a_shared_artist_split_is_warned_about(tmp_path):
+    path = write_rows(tmp_path / "songs.csv", KAGGLE_TRAIN_HEADER, kaggle_train_rows())
+    _, notes = _plan(path, split="random")
+    assert any(n.startswith("warning: the random split") and "lyrics+artist" in n for n in notes)
+    _, notes = _plan(path, split="random", features="lyrics")
+    assert not any(n.startswith("warning:") for n in notes)
+    _, notes = _plan(path, split="artist")
+    assert not any(n.startswith("warning:") for n in notes)
+
+
+def test_a_file_without_artists_runs_the_feature_sets_it_can_feed(tmp_path):
+    rows = [[str(i), "en", r[2], r[4]] for i, r in enumerate(kaggle_train_rows())]
+    path = write_rows(tmp_path / "sample.csv", ["textid", "Language", "Genre", "Lyrics"], rows)
+    plan, notes = _plan(path)
+    assert {job.variant for job in plan.jobs} == {"lyrics"}
+    assert {job.settings.split.kind for job in plan.jobs} == {"random"}
+    assert any("sample.csv has no artist column" in n for n in notes)
+    with pytest.raises(StudybenchError, match="needs an artist column"):
+        _plan(path, features="lyrics,lyrics+artist")  # asked for by name: still an error

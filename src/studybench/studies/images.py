@@ -224,6 +224,9 @@ def run_images(
     ``(block1_table, transfer_table)``. ``data`` is a folder, images already loaded
     (:class:`ImageData`), or None to download CIFAR into ``cache``. ``workers``,
     ``threads``, ``ray`` and ``executor`` as in :func:`studybench.studies.lyrics.run_lyrics`."""
+    from studybench.records import check_out_folder
+
+    check_out_folder(out)
     plan = plan_images(data, dataset, models, seeds, preset, overrides, cache, log)
     return run_plan(plan, out, summarize_images, executor=executor, workers=workers, threads=threads,
                     ray=ray, progress=progress, tracker=tracker, log=log)

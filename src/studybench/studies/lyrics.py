@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def plan_lyrics(
     data: str | Path,
     test_data: str | Path | None = None,
     models: str | Sequence[str] | None = None,
-    features: str | Sequence[str] = FEATURE_SETS,
+    features: str | Sequence[str] | None = None,
     split: str | None = None,
     seeds: str | Sequence[int] = (0,),
     preset: str = "tuned",
@@ -98,12 +98,18 @@ def plan_lyrics(
     """Every (model x features x seed) of the lyrics study as jobs; nothing is written.
 
     The files are read and cleaned here, once (their digests are part of every run id);
-    each seed's split is a payload the driver makes once, before the first run starts."""
+    each seed's split is a payload the driver makes once, before the first run starts.
+
+    Defaults follow the file: without ``split`` the test part is ``test_data`` if given,
+    else whole artists where the file names artists (the honest protocol; ``random`` is
+    the study's), else random songs; without ``features``, the feature sets the file can
+    feed (``lyrics+artist`` only where it has artists)."""
     run_over, model_over = split_overrides(dict(overrides or {}))
     if split is not None:
         run_over["split.kind"] = split
-    elif "split.kind" not in run_over:
-        run_over["split.kind"] = "file" if test_data else "random"
+    chosen_kind = run_over.get("split.kind")
+    if chosen_kind is None:
+        run_over["split.kind"] = "file" if test_data else "random"  # until the file is read (below)
     config: LyricsConfig = apply_overrides(LyricsConfig(), run_over)
     kind = config.split.kind
     if kind not in SPLIT_KINDS:
@@ -118,7 +124,7 @@ def plan_lyrics(
         if spec.study != "lyrics":
             raise StudybenchError(f"model {spec.name!r} belongs to the {spec.study} study, not lyrics")
     check_model_overrides(specs, model_over)
-    feature_sets = parse_list(features, "features")
+    feature_sets = parse_list(features, "features") if features else list(FEATURE_SETS)
     for fs in feature_sets:
         if fs not in FEATURE_SETS:
             raise StudybenchError(f"--features {fs}: unknown feature set (known: {', '.join(FEATURE_SETS)})")
@@ -140,8 +146,22 @@ def plan_lyrics(
                               "at least two")
     if test_loaded is not None:  # a genre the training file lacks could only ever be scored wrong
         check_known_labels(test_loaded.frame, set(genres), f"--test-data {test_data}")
-    if "lyrics+artist" in feature_sets and not train_data.file.has_artist:
+    has_artist = train_data.file.has_artist
+    if chosen_kind is None and not test_data and has_artist:
+        config = replace(config, split=replace(config.split, kind="artist"))
+        kind = "artist"
+        if log:
+            log("split: artist (whole artists held out, the default for a file with artists; "
+                "--split random is the study's song-level split)")
+    if not features and not has_artist:
+        feature_sets = [fs for fs in feature_sets if fs != "lyrics+artist"]
+        if log:
+            log(f"features: lyrics ({Path(str(data)).name} has no artist column, so lyrics+artist is left out)")
+    if "lyrics+artist" in feature_sets and not has_artist:
         raise StudybenchError(f"{data}: --features lyrics+artist needs an artist column; this file has none")
+    if log and "lyrics+artist" in feature_sets and kind == "random":
+        log("warning: the random split puts songs of one artist on both sides, so lyrics+artist scores "
+            "reward recognising artists (the study's leak), not genres; --split artist measures unseen artists")
     if log and "lyrics+artist" in feature_sets and kind != "random":
         undropped = [n for n, p in params.items() if getattr(p, "artist_dropout", None) == 0]
         if undropped:
@@ -177,7 +197,7 @@ def run_lyrics(
     data: str | Path,
     test_data: str | Path | None = None,
     models: str | Sequence[str] | None = None,
-    features: str | Sequence[str] = FEATURE_SETS,
+    features: str | Sequence[str] | None = None,
     split: str | None = None,
     seeds: str | Sequence[int] = (0,),
     preset: str = "tuned",
@@ -201,6 +221,9 @@ def run_lyrics(
     ``tracker`` (e.g. :class:`studybench.tracking.MlflowTracker`) gets every finished run
     folder. Failed runs raise :class:`~studybench.pipeline.driver.StudyFailed` once the
     others are done, with the table of those in ``.result``."""
+    from studybench.records import check_out_folder
+
+    check_out_folder(out)
     plan = plan_lyrics(data, test_data, models, features, split, seeds, preset, overrides, log)
     return run_plan(plan, out, summarize, executor=executor, workers=workers, threads=threads, ray=ray,
                     progress=progress, tracker=tracker, log=log)
