@@ -221,3 +221,26 @@ def test_transfer_gains_are_paired_within_a_preset(study, tmp_path):
     assert "| cnn_finetune · tuned | +5.5 ± 0.0 | +10.0 ± 0.0 |" in md
     assert "| cnn_finetune · seed | +25.5 ± 0.0 | +30.0 ± 0.0 |" in md
     assert "(`cnn_finetune`, seed preset) against scratch: +25.5 ± 0.0 points with 10%" in md
+
+
+def test_the_report_leads_with_the_findings_and_folds_the_protocol(study, tmp_path):
+    """A reader sees what was found first; the commands and unfinished runs stay, folded."""
+    (study / "lyrics" / "plan.json").write_text(json.dumps({"commands": [
+        {"command": "studybench run lyrics --data songs.csv --split artist", "run_ids": ["never.finished.s0-x"]}]}))
+    build_report(study, tmp_path / "out")
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
+    assert headings[0] == "Findings" and headings[-1] == "Protocol", headings
+    findings = markdown.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    assert "songs.csv, artist split: the best model is `tfidf_logreg` (lyrics, tuned preset) at test " \
+           "macro-F1 0.520 ± 0.020 (accuracy 0.540 ± 0.020, 3 seeds); the majority class scores 0.100" in findings
+    assert "reaches macro-F1 0.820 on the random split but 0.470 on artists it never saw (+0.350)" in findings
+    assert "the best network is `cnn_basic` (tuned preset) at test accuracy 0.805 ± 0.007 (2 seeds)" in findings
+    assert "with 10% of block 2's training images the best arm, `cnn_finetune`, gains +5.5 ± 0.0 points" in findings
+    assert "with 100% of block 2's training images the best arm, `cnn_finetune`, gains +10.0 ± 0.0 points" in findings
+    protocol = markdown.split("## Protocol", 1)[1]
+    assert re.search(r"<details><summary>2 commands made these runs</summary>\n\n`studybench run lyrics --data "
+                     r"songs.csv --split artist`", protocol)
+    assert "<details><summary>1 planned runs have not finished" in protocol and "`never.finished.s0-x`" in protocol
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.index("Findings") < page.index("Protocol") and "<details><summary>" in page

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from studybench.records import write_text
 from studybench.reporting.collect import collect
-from studybench.reporting.sections import Section, image_sections, lyrics_sections, protocol_section
+from studybench.reporting.sections import (
+    Section,
+    findings_section,
+    image_sections,
+    lyrics_sections,
+    protocol_section,
+)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -44,6 +50,11 @@ def render_html(title: str, sections: list[Section]) -> str:
                 head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
                 cells = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows)
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+            elif kind == "details":
+                summary, text = value
+                body.append(f"<details><summary>{_inline(summary)}</summary><p>{_inline(text)}</p></details>")
+            elif kind == "list":
+                body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in value) + "</ul>")
             else:
                 name, png, alt = value
                 data = base64.b64encode(png).decode("ascii")
@@ -69,6 +80,11 @@ def render_markdown(title: str, sections: list[Section], figure_dir: str = "figu
                 lines.append("|" + "---|" * len(headers))
                 lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
                 lines.append("")
+            elif kind == "details":
+                summary, text = value
+                lines += [f"<details><summary>{html.escape(summary)}</summary>", "", text, "", "</details>", ""]
+            elif kind == "list":
+                lines += [f"- {item}" for item in value] + [""]
             else:
                 name, png, alt = value
                 safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) + ".png"
@@ -80,13 +96,20 @@ def render_markdown(title: str, sections: list[Section], figure_dir: str = "figu
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def _sections(collected) -> list[Section]:
+    """Findings first, then each study's tables and figures, then the protocol."""
+    findings = findings_section(collected)
+    sections = [findings] if findings else []
+    sections += lyrics_sections(collected) if collected.lyrics else []
+    sections += image_sections(collected) if collected.images else []
+    return sections + [protocol_section(collected)]
+
+
 def readme_results(runs_dir: str | Path) -> str:
     """The Markdown tables (no figures) of every run under ``runs_dir``, with the commands
     that made them: the README's results section, generated rather than typed."""
     collected = collect(runs_dir)
-    sections = [protocol_section(collected)]
-    sections += lyrics_sections(collected) if collected.lyrics else []
-    sections += image_sections(collected) if collected.images else []
+    sections = _sections(collected)
     kept = []
     for s in sections:
         if s.level > 2:
@@ -145,11 +168,7 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None,
         raise StudybenchError(f"{runs_dir}: no run folders found (expected {runs_dir}/runs/<run id>/ "
                               f"or subfolders holding runs/)")
     out = Path(out) if out else runs_dir
-    sections = [protocol_section(collected)]
-    if collected.lyrics:
-        sections += lyrics_sections(collected)
-    if collected.images:
-        sections += image_sections(collected)
+    sections = _sections(collected)
     out.mkdir(parents=True, exist_ok=True)
     page = out / "report.html"
     write_text(page, render_html(title, sections))

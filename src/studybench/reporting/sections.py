@@ -39,6 +39,13 @@ class Section:
     def figure(self, name: str, png: bytes, alt: str) -> None:
         self.blocks.append(("figure", (name, png, alt)))
 
+    def details(self, summary: str, text: str) -> None:
+        """Text folded under a one-line summary (HTML ``<details>``): complete, out of the way."""
+        self.blocks.append(("details", (summary, text)))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        self.blocks.append(("list", list(items)))
+
 
 def _pm(mean: float, std: float, digits: int = 3) -> str:
     return "" if mean != mean else f"{mean:.{digits}f} ± {std:.{digits}f}"
@@ -109,11 +116,12 @@ def protocol_section(c: Collected) -> Section:
     recorded = sorted({shown(r.environment.get("argv", [])) for r in runs} - {""})
     commands = list(dict.fromkeys(c.commands + [cmd for cmd in recorded if cmd not in c.commands]))
     if commands:
-        s.text("Commands: " + " · ".join(f"`{cmd}`" for cmd in commands))
-    status = []
+        s.details(f"{len(commands)} command{'s' if len(commands) != 1 else ''} made these runs",
+                  " · ".join(f"`{cmd}`" for cmd in commands))
     if c.missing:
-        status.append(f"{len(c.missing)} planned runs have not finished (rerun the same command to "
-                      f"complete them): " + ", ".join(c.missing[:20]) + (" …" if len(c.missing) > 20 else ""))
+        s.details(f"{len(c.missing)} planned runs have not finished (rerun the same command to complete them)",
+                  ", ".join(f"`{run}`" for run in c.missing))
+    status = []
     if c.failed:
         status.append(f"{len(c.failed)} runs failed (rerun the same command to try them again): " + "; ".join(
             f"{k} ({v})" for k, v in list(c.failed.items())[:10]) + (" …" if len(c.failed) > 10 else ""))
@@ -121,12 +129,76 @@ def protocol_section(c: Collected) -> Section:
         status.append(f"{len(c.interrupted)} runs were interrupted mid-training: " + ", ".join(c.interrupted))
     if c.problems:
         status.append("Unreadable run folders, left out: " + "; ".join(c.problems))
-    if not status:
+    if not status and not c.missing:
         status.append("Every planned run finished; no run folder was unreadable." if c.planned else
                       "No run plan (plan.json) was recorded with these runs, so unfinished runs cannot be listed.")
     if c.duplicates:
         status.append(f"{len(c.duplicates)} runs appear in more than one runs/ folder and are counted once.")
-    s.text(" ".join(x if x.endswith((".", "…")) else x + "." for x in status))  # one sentence each
+    if status:
+        s.text(" ".join(x if x.endswith((".", "…")) else x + "." for x in status))  # one sentence each
+    return s
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def findings_section(c: Collected) -> Section | None:
+    """What the runs found, in a few sentences a reader takes in first: the best model per
+    split, how much the random split inflates ``lyrics+artist``, the best block-1 network and
+    what transfer gains at the smallest and largest share of block-2 data."""
+    items = []
+    if c.lyrics:
+        table = _summary(_lyrics_frame(c.lyrics), ["model", "features", "preset", "split", "data"])
+        order = {"artist": 0, "file": 1, "random": 2}
+        for (split, data), part in sorted(table.groupby(["split", "data"], sort=False),
+                                          key=lambda g: order.get(g[0][0], 3)):
+            best = part.iloc[0]
+            majority = part[part.model == "majority"]
+            base = f"; the majority class scores {majority.iloc[0].macro_f1:.3f}" if len(majority) else ""
+            items.append(f"Lyrics, {data}, {split} split: the best model is `{best.model}` "
+                         f"({best.features}, {best.preset} preset) at test macro-F1 "
+                         f"{_pm(best.macro_f1, best.macro_f1_std)} (accuracy {_pm(best.accuracy, best.accuracy_std)}, "
+                         f"{_seeds(int(best.seeds))}){base}.")
+        artist = table[table.features == "lyrics+artist"]
+        for data, part in artist.groupby("data", sort=False):
+            by_split = part.groupby("split")["macro_f1"].max()
+            if {"random", "artist"} <= set(by_split.index):
+                gap = by_split["random"] - by_split["artist"]
+                items.append(f"Artist leakage, {data}: the best `lyrics+artist` model reaches macro-F1 "
+                             f"{by_split['random']:.3f} on the random split but {by_split['artist']:.3f} on "
+                             f"artists it never saw ({gap:+.3f}); the random split's extra is recognising "
+                             "artists, not genres.")
+    frame = pd.DataFrame([{"stage": r.metrics["stage"], "model": r.metrics["model"], "arm": r.metrics.get("arm"),
+                           "preset": r.metrics["preset"], "seed": r.metrics["seed"],
+                           "fraction": r.metrics["fraction"], "accuracy": r.metrics["test"].get("accuracy", np.nan)}
+                          for r in c.images])
+    if len(frame):
+        block1 = frame[(frame.stage == "block1") & frame.accuracy.notna()]
+        if len(block1):
+            g = block1.groupby(["model", "preset"], sort=False)["accuracy"]
+            best = g.mean().idxmax()
+            values = g.get_group(best)
+            items.append(f"Images, block 1: the best network is `{best[0]}` ({best[1]} preset) at test accuracy "
+                         f"{_pm(values.mean(), _std(values))} ({_seeds(len(values))}).")
+        gains = gains_over_scratch(frame[frame.stage == "transfer"])
+        if len(gains):
+            ends = sorted(gains["fraction"].unique())
+            parts = []
+            for fraction in dict.fromkeys((ends[0], ends[-1])):
+                at = gains[gains.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
+                parts.append(f"with {100 * fraction:g}% of block 2's training images the best arm, `{at.arm}`, "
+                             f"gains {100 * at.gain_mean:+.1f} ± {100 * at.gain_std:.1f} points over scratch "
+                             f"({_seeds(int(at.gain_seeds))})")
+            items.append("Transfer: " + "; ".join(parts) + ".")
+    if not items:
+        return None
+    s = Section("Findings")
+    s.bullets(items)
+    s.text("Tables, figures and the protocol (data, splits, seeds, software, the commands) follow.")
     return s
 
 
