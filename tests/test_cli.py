@@ -227,7 +227,7 @@ def test_successful_run_prints_the_table_and_writes_results(cli, tmp_path):
     out = tmp_path / "out"
     result = _invoke("run", "lyrics", "--data", str(cli["root"] / "good.csv"), "--out", str(out),
                      "--models", "majority,tfidf_logreg", "--features", "lyrics", "--seeds", "0,1",
-                     "--preset", "seed")
+                     "--preset", "seed", "--split", "random")
     assert result.exit_code == 0, result.stderr
     table_lines = [x for x in result.stdout.splitlines() if "majority" in x or "tfidf_logreg" in x]
     assert len(table_lines) == 2

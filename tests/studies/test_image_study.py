@@ -92,8 +92,8 @@ def test_transfer_from_a_given_source_run(study, cifar, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"transfer.arms": "warm"}, "unknown arm 'warm'"),
-    ({"transfer.fractions": "0"}, "transfer.fractions: 0 is not in"),
-    ({"transfer.epochs": "-1"}, "transfer.epochs=-1: expected 0"),
+    ({"transfer.fractions": "0"}, "transfer.fractions=0.0: expected a number > 0 and ≤ 1"),
+    ({"transfer.epochs": "-1"}, "transfer.epochs=-1: expected a whole number ≥ 0"),
     ({"data.blocks": "1"}, "transfer needs two blocks"),
     ({"model.nope": "1"}, "--set model.nope: unknown key"),
     ({"transfer.source": "/nowhere", "transfer.arms": "cnn_frozen"}, "nowhere: not a finished image run"),
@@ -137,6 +137,9 @@ def test_cli_errors_are_one_line(tmp_path):
     code, output = _cli("--data", str(tmp_path / "c"), "--models", "cnn_basc", "--out", str(tmp_path / "o"))
     assert code == 2 and "unknown model 'cnn_basc' (did you mean cnn_basic" in output
     (tmp_path / "imgs" / "cat").mkdir(parents=True)
+    code, output = _cli("--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "imgs: one class folder (cat)" in output
+    (tmp_path / "imgs" / "dog").mkdir(parents=True)
     (tmp_path / "imgs" / "cat" / "a.txt").write_text("hello")
     code, output = _cli("--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "o"))
     assert code == 2 and "cat/a.txt: not a readable image" in output
