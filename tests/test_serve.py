@@ -4,7 +4,11 @@ OpenAPI schema with no 5xx; a bounded load test on loopback; the web page in Chr
 from __future__ import annotations
 
 import io
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -186,3 +190,27 @@ def test_web_page_predicts_a_genre(live_server, tmp_path):
         shown = page.inner_text("#image-result .prediction")
     assert predicted == "rock" and bars >= 3 and shown
     assert problems == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_shuts_down_cleanly_on_a_signal_and_exits_0(bundles, signum):
+    """A server's normal end: requests in flight finish, exit 0 (not 143/130 as for a study)."""
+    import httpx
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "studybench.cli", "serve", str(bundles[0]), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    assert process.poll() is None, process.communicate()[1]
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert f"stopped by {signal.Signals(signum).name}: the server shut down cleanly" in stderr
+    assert "Traceback" not in stderr

@@ -306,7 +306,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve bundles over HTTP: a web page at /, JSON endpoints, and the OpenAPI schema at /docs."""
+    """Serve bundles over HTTP: a web page at /, JSON endpoints, and the OpenAPI schema at /docs.
+
+    SIGTERM or Ctrl-C shuts the server down cleanly (requests in flight finish) and exits 0:
+    stopping is how a server ends. Every other command exits 143 / 130 on those signals."""
     from studybench.serve import check_address, create_app
 
     with user_errors():
@@ -314,8 +317,14 @@ def serve(
         app_ = create_app(bundles)
     import uvicorn
 
+    from studybench.errors import Interrupted
+
     out_console.print(f"studybench serving {len(bundles)} model(s) at http://{host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+    except Interrupted as exc:  # uvicorn finished the requests in flight, then passed the signal on
+        err_console.print(f"stopped by {exc.name}: the server shut down cleanly")
+        raise typer.Exit(0) from None
 
 
 # The classical models and the fastest neural one keep the demo under 2 minutes on 2 cores.
@@ -395,7 +404,11 @@ def list_command(
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. SIGTERM and SIGINT stop every command with exit 143 / 130 and a
+    one-line message (`serve` excepted: uvicorn shuts the server down cleanly, exit 0)."""
+    from studybench.errors import stop_on_signals
+
+    stop_on_signals()
     app()
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from studybench.errors import StudybenchError
+from studybench.errors import Interrupted, StudybenchError
 
 # Pipes and files get a width that fits the tables; a terminal keeps its own.
 out_console = Console(width=None if sys.stdout.isatty() else 120)
@@ -27,8 +27,11 @@ def user_errors():
     except StudybenchError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except Interrupted as exc:
+        err_console.print(exc.message(), highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished runs are kept; rerun the same command to continue")
+        err_console.print("interrupted (SIGINT): finished runs are kept; rerun the same command to resume")
         raise typer.Exit(130) from None
 
 

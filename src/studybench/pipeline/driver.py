@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from studybench.errors import StudybenchError
+from studybench.errors import Interrupted, StudybenchError
 from studybench.pipeline.executors import Executor
 from studybench.pipeline.jobs import Event, Job, Plan, RunFiles
 from studybench.records import RunWriter, read_json, record_plan, write_csv, write_json
@@ -256,8 +256,10 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
                 for key in needed - left:
                     payloads.pop(key, None)
                 needed = left
-    except BaseException:
+    except BaseException as exc:
         executor.close(cancel=True)
+        if isinstance(exc, Interrupted):  # for its message: "N of M runs finished"
+            exc.done, exc.total = status.skipped + status.finished, status.total
         raise
     finally:
         _record_failures(out, failures, {r for r in run_ids if (runs / r).is_dir()})
