@@ -406,10 +406,14 @@ def list_command(
 def main() -> None:
     """Console entry point. SIGTERM and SIGINT stop every command with exit 143 / 130 and a
     one-line message (`serve` excepted: uvicorn shuts the server down cleanly, exit 0)."""
-    from studybench.errors import stop_on_signals
+    from studybench.errors import Interrupted, stop_on_signals
 
     stop_on_signals()
-    app()
+    try:
+        app()
+    except Interrupted as exc:  # outside a study (printing, listing): the same line and exit code
+        err_console.print(exc.message(), highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,16 @@ def test_a_signal_mid_training_stops_the_study_and_the_rerun_resumes(tmp_path, s
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["selection"]["seconds_before_resume"] > 0  # the first attempt's epochs were kept
     assert not any(checkpoint_dir.glob("*"))  # cleaned once the run finished
+
+
+def test_a_signal_outside_a_study_gives_the_same_line_and_code():
+    """Any command, even one that is not running a grid (here one that only waits)."""
+    code = ("import time, studybench.cli as cli\n"
+            "cli.app = lambda: (print('ready', flush=True), time.sleep(60))\n"
+            "cli.main()\n")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert stderr.strip() == "interrupted: finished runs are kept; rerun the same command to resume (SIGTERM)"
