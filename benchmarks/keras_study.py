@@ -72,15 +72,15 @@ def build(name: str, n_classes: int, vocab: int = 20000, max_len: int = 300):
         out = layers.Dense(n_classes)(x)
         model = keras.Model(ids, out)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    elif name == "conv_autoencoder":  # Conv 64 -> BN -> Pool -> Conv 32 -> BN -> Pool; mirrored decoder
+    elif name == "conv_autoencoder":  # [Conv -> relu -> BN -> Pool] for 64, 32; the decoder as studybench's
         image = keras.Input((32, 32, 3))
         x = layers.Rescaling(1 / 255)(image)
         for width in (64, 32):
             x = layers.MaxPooling2D(2)(layers.BatchNormalization()(layers.Conv2D(width, 3, padding="same",
                                                                                  activation="relu")(x)))
-        for width in (32, 64):
-            x = layers.BatchNormalization()(layers.Conv2D(width, 3, padding="same", activation="relu")(
-                layers.UpSampling2D(2)(x)))
+        for width in (64, 64):  # studybench's mirror: [Conv -> relu -> BN -> Upsample 2] x 2, then Conv 3
+            x = layers.UpSampling2D(2)(layers.BatchNormalization()(
+                layers.Conv2D(width, 3, padding="same", activation="relu")(x)))
         out = layers.Conv2D(3, 3, padding="same", activation="sigmoid")(x)
         model = keras.Model(image, out)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")

@@ -127,16 +127,11 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 def load_yaml_overrides(path: str | Path) -> dict[str, Any]:
     """Read a YAML file of overrides and flatten it to dotted keys."""
     path = Path(path)
+    from studybench.records import read_input_text
+
+    text = read_input_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise StudybenchError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise StudybenchError(f"{path}: is a folder, expected a YAML config file") from None
-    except UnicodeDecodeError:
-        raise StudybenchError(f"{path}: not a UTF-8 text YAML file") from None
-    except OSError as exc:
-        raise StudybenchError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise StudybenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

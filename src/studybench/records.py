@@ -42,6 +42,22 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_input_text(path: str | Path, what: str) -> str:
+    """The text of a file someone named (a config, a README, a record): missing, a folder, not
+    UTF-8 or unreadable is a one-line error naming the file and ``what`` it should be."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudybenchError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise StudybenchError(f"{path}: is a folder, expected a {what}") from None
+    except UnicodeDecodeError:
+        raise StudybenchError(f"{path}: not a readable {what} (not UTF-8 text)") from None
+    except OSError as exc:
+        raise StudybenchError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def read_record(path: str | Path, what: str = "record", keys: tuple[str, ...] = ()) -> dict:
     """A JSON object written by studybench (``config.json``, ``bundle.json``, ``model.json``),
     read from a folder that may be damaged or foreign: missing, unreadable, not JSON, not an
@@ -50,13 +66,9 @@ def read_record(path: str | Path, what: str = "record", keys: tuple[str, ...] = 
     if not path.is_file():
         raise StudybenchError(f"{path}: missing ({what} file not found)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise StudybenchError(f"{path}: not a readable {what} (not UTF-8 text)") from None
+        data = json.loads(read_input_text(path, what))
     except ValueError as exc:
         raise StudybenchError(f"{path}: not a readable {what} (invalid JSON: {exc})") from None
-    except OSError as exc:
-        raise StudybenchError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise StudybenchError(f"{path}: not a readable {what} (a JSON {type(data).__name__}, not an object)")
     missing = [k for k in keys if k not in data]

@@ -123,16 +123,10 @@ def readme_results(runs_dir: str | Path) -> str:
 def check_readme(readme: str | Path) -> str:
     """The README's text, if it is a UTF-8 file with the results markers; else a one-line error."""
     from studybench.errors import StudybenchError
+    from studybench.records import read_input_text
 
     readme = Path(readme)
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StudybenchError(f"--readme {readme}: file not found") from None
-    except UnicodeDecodeError:
-        raise StudybenchError(f"--readme {readme}: not UTF-8 text") from None
-    except OSError as exc:
-        raise StudybenchError(f"--readme {readme}: cannot be read ({exc.strerror or exc})") from None
+    text = read_input_text(readme, "README (--readme)")
     if README_START not in text or README_END not in text:
         raise StudybenchError(f"--readme {readme}: no {README_START} ... {README_END} markers to fill")
     return text
