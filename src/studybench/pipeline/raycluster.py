@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -88,12 +90,20 @@ class RayExecutor(Executor):
             raise StudybenchError("--ray needs Ray: `pip install ray`") from None
         if not ray.is_initialized():
             address = None if self.address == "auto" else self.address
+            # ray.init swaps the driver's SIGTERM handler for sys.exit(15): keep the command's own
+            # (exit 143 with "interrupted: N of M runs finished", the executor cancelled first)
+            handlers = ({sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+                        if threading.current_thread() is threading.main_thread() else {})
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise StudybenchError(f"--ray {self.address}: cannot start or reach Ray "
                                       f"({str(exc).splitlines()[0][:200]})") from None
+            finally:
+                for sig, handler in handlers.items():
+                    if handler is not None:
+                        signal.signal(sig, handler)
             self.owns = True
         self._resources()
         self.queue = Queue(actor_options={"num_cpus": 0})
