@@ -119,11 +119,9 @@ def run_lyrics_command(
     gpus: GpusOption = None,
 ) -> None:
     """Train and test every (model x features x seed) on lyrics; print test accuracy and macro-F1."""
-    from studybench.records import check_out_folder
     from studybench.studies.lyrics import run_lyrics
 
     with user_errors():
-        check_out_folder(out)
         with _execution(workers, threads, ray, gpus) as execution, run_progress() as progress, \
                 _grid_failures() as failed:
             failed.result = run_lyrics(data, test_data, models, features, split, seeds, preset,
@@ -187,11 +185,9 @@ def run_images_command(
 ) -> None:
     """Train block-1 models on the first class block, then every transfer arm at every
     training fraction on the second; print block-1 test metrics and the transfer table."""
-    from studybench.records import check_out_folder
     from studybench.studies.images import run_images
 
     with user_errors():
-        check_out_folder(out)
         with _execution(workers, threads, ray, gpus) as execution, run_progress() as progress, \
                 _grid_failures() as failed:
             failed.result = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
@@ -344,10 +340,9 @@ def demo(
     """Run both studies on built-in synthetic demo data (about 90 seconds on 2 cores)."""
     from studybench.data.demo import demo_lyrics_path
     from studybench.data.demo_images import demo_images
+    from studybench.records import check_out_folder
     from studybench.studies.images import run_images
     from studybench.studies.lyrics import run_lyrics
-
-    from studybench.records import check_out_folder
 
     with user_errors(), _execution(workers, threads, ray, None) as execution:
         check_out_folder(out)

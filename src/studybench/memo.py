@@ -29,11 +29,10 @@ Two layers:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -82,17 +81,6 @@ def _keep(name: str, value: Any) -> None:
     _store[name] = value
     while len(_store) > MAX_ENTRIES:
         _store.popitem(last=False)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _load(entry: Path, codec: Codec[T]) -> tuple[bool, T | None]:
@@ -155,7 +143,9 @@ def remember(name: str, make: Callable[[], T], codec: Codec[T] | None = None) ->
         return value
     folder = disk_folder()
     entry = folder / name
-    with _locked(folder / f"{name}.lock"):  # another worker making it: wait, then load it
+    from studybench.records import file_lock
+
+    with file_lock(folder / f"{name}.lock"):  # another worker making it: wait, then load it
         found, value = _load(entry, codec)
         if found:
             stats["disk_hits"] += 1

@@ -113,7 +113,8 @@ def load_image(source, size: int, name: str = "image") -> np.ndarray:
 
 
 def check_prediction_options(k: int, batch_size: int = 1) -> None:
-    """The same limits for the command line, the Python API and the HTTP service."""
+    """The same limits for the command line and the Python API (the service's request model
+    has its own, tighter bounds)."""
     if not isinstance(k, int) or k < 1:
         raise StudybenchError(f"--top-k {k}: expected a whole number ≥ 1")
     if not isinstance(batch_size, int) or batch_size < 1:

@@ -7,6 +7,7 @@ when complete, so a run folder that exists is a finished run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,25 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock held on ``path`` (created if missing) for the ``with`` block, across
+    processes of this machine (no-op without fcntl: not POSIX)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def read_input_text(path: str | Path, what: str) -> str:
     """The text of a file someone named (a config, a README, a record): missing, a folder, not
     UTF-8 or unreadable is a one-line error naming the file and ``what`` it should be."""
@@ -63,8 +84,6 @@ def read_record(path: str | Path, what: str = "record", keys: tuple[str, ...] = 
     read from a folder that may be damaged or foreign: missing, unreadable, not JSON, not an
     object or without one of ``keys`` is a one-line error naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise StudybenchError(f"{path}: missing ({what} file not found)")
     try:
         data = json.loads(read_input_text(path, what))
     except ValueError as exc:

@@ -144,7 +144,7 @@ def detect_schema(header: list[str], path: str | Path = "<file>") -> Schema | No
 
 def resolve_columns(header: list[str], config: DataConfig, path: str | Path) -> tuple[str, Columns, dict]:
     """Which column holds which field: the named or detected schema, then explicit mappings;
-    also the fields whose column was found by name rather than given (see :func:`_twins`)."""
+    also the fields whose column was found by name rather than given (see :func:`_check_twins`)."""
     explicit = {k: v for k, v in dataclasses.asdict(config.columns).items() if v}
     if config.schema == "auto":
         schema = detect_schema(header, path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from studybench.errors import Interrupted, StudybenchError
 from studybench.pipeline.executors import Executor
 from studybench.pipeline.jobs import Event, Job, Plan, RunFiles
-from studybench.records import RunWriter, read_json, record_plan, write_csv, write_json
+from studybench.records import RunWriter, file_lock, read_json, record_plan, write_csv, write_json
 from studybench.runfolder import artifact_files, collect_results
 
 FAILURES = "failures.json"
@@ -74,20 +73,9 @@ class GridStatus:
 Progress = Callable[[Event, GridStatus], None]
 
 
-@contextmanager
 def locked(out: Path):
-    """An exclusive lock on ``out`` while shared files are rewritten (no-op without fcntl)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: one command per folder at a time
-        yield
-        return
-    with open(out / ".studybench.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on ``out`` while shared files are rewritten."""
+    return file_lock(out / ".studybench.lock")
 
 
 def _write_run(runs: Path, run_id: str, files: RunFiles) -> bool:

@@ -116,7 +116,8 @@ class SerialExecutor(Executor):
 
 def check_execution(workers: int | str | None, threads: int | None, ray: str | None) -> tuple[int, int | None]:
     """``(workers, threads)`` checked against each other and this machine's cores, before any
-    data is read: what ``--workers``, ``--threads`` and ``--ray`` may be."""
+    data is read: what ``--workers``, ``--threads`` and ``--ray`` may be. With several workers
+    ``threads`` defaults to the cores divided among them; one worker keeps None (as is)."""
     cores = machine_cores()
     if threads is not None and threads < 1:
         raise StudybenchError(f"--threads {threads}: expected 1 or more")
@@ -133,9 +134,11 @@ def check_execution(workers: int | str | None, threads: int | None, ray: str | N
         raise StudybenchError(f"--workers {workers}: expected a whole number or auto") from None
     if workers < 1:
         raise StudybenchError(f"--workers {workers}: expected 1 or more (or auto)")
-    if workers > 1 and workers * (threads or max(1, cores // workers)) > cores:
-        raise StudybenchError(f"--workers {workers} x --threads {threads or max(1, cores // workers)} exceeds "
-                              f"this machine's {cores} cores; runs side by side would slow each other down")
+    if workers > 1:
+        threads = threads or max(1, cores // workers)
+        if workers * threads > cores:
+            raise StudybenchError(f"--workers {workers} x --threads {threads} exceeds this machine's "
+                                  f"{cores} cores; runs side by side would slow each other down")
     return workers, threads
 
 
@@ -151,7 +154,6 @@ def make_executor(workers: int | str | None = 1, threads: int | None = None, ray
     ``gpus``: GPUs of this machine to share among local workers (default: all that torch
     sees); ``gpus_per_run``: the GPU share a Ray job asks for (default 1 where the cluster
     has GPUs, else 0)."""
-    cores = machine_cores()
     workers, threads = check_execution(workers, threads, ray)
     if ray:
         from studybench.pipeline.raycluster import RayExecutor
@@ -159,7 +161,6 @@ def make_executor(workers: int | str | None = 1, threads: int | None = None, ray
         return RayExecutor(ray, threads or 1, gpus_per_run)
     if workers == 1:
         return SerialExecutor(threads)
-    threads = threads or max(1, cores // workers)
     from studybench.pipeline.local import LocalPool
 
     return LocalPool(workers, threads, gpu_slots(gpus))

@@ -85,9 +85,8 @@ def run_job(job: Job, inputs: Inputs, budget: Budget, on_event: Callable[[Event]
     """Execute ``job`` within ``budget``; return its ``finished`` event (with the run's files)
     or a ``failed`` one (with a one-line error and the traceback). Never raises for a
     problem of the job itself, so one bad run cannot stop a grid."""
-    from studybench.records import environment, write_json
-
     from studybench import memo
+    from studybench.records import environment, write_json
 
     on_event(Event("started", job.run_id, {"pid": os.getpid(), "host": socket.gethostname()}))
     # other workers on this machine may need the same TF-IDF or token ids: share them on disk

@@ -148,7 +148,6 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None,
     """Write ``report.html`` and ``report.md`` (+ ``figures/``) for every run under ``runs_dir``;
     returns the HTML path. ``out`` defaults to ``runs_dir``."""
     from studybench.errors import StudybenchError
-
     from studybench.records import check_out_folder
 
     runs_dir = Path(runs_dir)

@@ -172,10 +172,7 @@ def findings_section(c: Collected) -> Section | None:
                              f"{by_split['random']:.3f} on the random split but {by_split['artist']:.3f} on "
                              f"artists it never saw ({gap:+.3f}); the random split's extra is recognising "
                              "artists, not genres.")
-    frame = pd.DataFrame([{"stage": r.metrics["stage"], "model": r.metrics["model"], "arm": r.metrics.get("arm"),
-                           "preset": r.metrics["preset"], "seed": r.metrics["seed"],
-                           "fraction": r.metrics["fraction"], "accuracy": r.metrics["test"].get("accuracy", np.nan)}
-                          for r in c.images])
+    frame = _image_frame(c.images)
     if len(frame):
         block1 = frame[(frame.stage == "block1") & frame.accuracy.notna()]
         if len(block1):
@@ -309,16 +306,20 @@ def _curves(runs: pd.DataFrame, by: list[str], label) -> list[tuple[str, bytes]]
 # --------------------------------------------------------------------------- images
 
 
-def image_sections(c: Collected) -> list[Section]:
+def _image_frame(runs: list[Run]) -> pd.DataFrame:
     rows = []
-    for r in c.images:
+    for r in runs:
         m = r.metrics
         rows.append({"run": r, "stage": m["stage"], "model": m["model"], "arm": m.get("arm"),
                      "fraction": m["fraction"], "preset": m["preset"], "seed": m["seed"], "task": m["task"],
                      "accuracy": m["test"].get("accuracy", np.nan), "mse": m["test"].get("mse", np.nan),
                      "psnr": m["test"].get("psnr", np.nan), "n_train": m["sizes"]["train"],
                      "fit_seconds": m["fit_seconds"], "n_params": m["n_params"]})
-    frame = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def image_sections(c: Collected) -> list[Section]:
+    frame = _image_frame(c.images)
     sections = []
     block1 = frame[frame.stage == "block1"]
     if len(block1):

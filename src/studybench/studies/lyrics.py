@@ -290,10 +290,7 @@ def load_run_model(run_dir: str | Path):
         raise StudybenchError(f"{run_dir}: a run of the {config.get('study')} study; evaluate scores lyrics runs")
     if artifact.get("kind") not in loaders or not isinstance(artifact.get("file"), str):
         raise StudybenchError(f"{config_path}: unsupported model artifact {artifact!r}")
-    model_file = run_dir / artifact["file"]
-    if not model_file.is_file():
-        raise StudybenchError(f"{model_file}: missing (the run's model)")
-    return config, loaders[artifact["kind"]](model_file)
+    return config, loaders[artifact["kind"]](run_dir / artifact["file"])  # a missing file: named by its loader
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, overrides: dict[str, Any] | None = None) -> dict:
