@@ -231,8 +231,20 @@ LIMITS: dict[str, tuple[str, Any]] = {
 }
 
 
+# Text settings with a fixed set of values, by ``Class.field``: refused when the value enters,
+# before anything is planned or written, rather than when a run reaches the code that reads it.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "TrainConfig.precision": ("32", "bf16", "auto"),
+    "TrainConfig.schedule": ("plateau", "onecycle"),
+    "TrainConfig.class_weights": ("none", "balanced"),
+}
+
+
 def check_limits(obj: Any, name: str, value: Any, key: str) -> None:
     """Raise naming ``key`` if ``value`` (or an item of it) is outside ``name``'s range."""
+    choices = CHOICES.get(f"{type(obj).__name__}.{name}")
+    if choices is not None and value not in choices:
+        raise StudybenchError(f"--set {key}={value}: expected {', '.join(choices)}")
     rule = LIMITS.get(f"{type(obj).__name__}.{name}") or LIMITS.get(name)
     if rule is None:
         return

@@ -103,16 +103,34 @@ def test_bad_settings(cifar, tmp_path, overrides, message):
         run_images(cifar, models="cnn_basic", overrides={**QUICK, **overrides}, out=tmp_path)
 
 
-@pytest.mark.parametrize("overrides, noted", [({}, True), ({"train.precision": "32"}, False)])
+@pytest.mark.parametrize("overrides, noted", [({"train.precision": "bf16"}, True), ({}, False),
+                                               ({"train.precision": "32"}, False)])
 def test_emulated_bf16_is_noted(cifar, monkeypatch, overrides, noted):
-    """The tuned image presets train in bf16; a CPU without native bf16 runs that 7-12x slower."""
-    from studybench.studies import common
+    """bf16 asked for on a CPU without native bf16 runs 7-12x slower, and is said; the tuned
+    presets' ``auto`` is not (it trains in fp32 there)."""
     from studybench.studies.images import plan_images
+    from studybench.training import engine
 
-    monkeypatch.setattr(common, "native_bf16", lambda: False)
+    monkeypatch.setattr(engine, "native_bf16", lambda: False)
     said = []
     plan_images(cifar, models="cnn_basic", preset="tuned", overrides=overrides, log=said.append)
-    assert any("no native bf16" in line and "train.precision=32" in line for line in said) == noted
+    assert any("no native bf16" in line and "train.precision=auto" in line for line in said) == noted
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "32")])
+def test_auto_precision_trains_in_bf16_only_where_it_is_native(cifar, tmp_path, monkeypatch, native, expected):
+    """The tuned image presets say ``auto``: the run trains and records bf16 where the machine
+    has it natively, fp32 elsewhere, and the run id does not depend on the machine."""
+    from studybench import registry
+    from studybench.training import engine
+
+    monkeypatch.setattr(engine, "native_bf16", lambda: native)
+    assert registry.get("cnn_basic").resolve("tuned").train.precision == "auto"
+    run_images(cifar, models="cnn_basic", preset="tuned", out=tmp_path / repr(native),
+               overrides={**QUICK, "transfer.arms": "[]"})
+    (run,) = (tmp_path / repr(native) / "runs").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["selection"]["precision"] == expected
+    assert json.loads((run / "config.json").read_text())["params"]["train"]["precision"] == "auto"
 
 
 def test_lyrics_models_are_refused(cifar, tmp_path):

@@ -61,20 +61,15 @@ def parse_seeds(seeds: str | Sequence[int]) -> list[int]:
 
 
 
-def native_bf16() -> bool:
-    """Whether this machine runs bf16 autocast natively: a CUDA GPU, or a CPU whose oneDNN
-    has bf16 kernels (AVX-512 BF16 or AMX). Elsewhere torch emulates it."""
-    import torch
-
-    return torch.cuda.is_available() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 def note_emulated_bf16(params: dict[str, Any], log) -> None:
-    """Say so when models would train with bf16 autocast on a CPU that only emulates it:
-    measured on a 2-core AVX2 EPYC, the tuned image CNNs ran at 30-51 images/s in bf16 +
-    channels-last against 342-379 in fp32 (benchmarks/RESULTS.md), 7-12x slower."""
+    """Say so when models are asked to train with bf16 autocast (``train.precision=bf16``; the
+    presets say ``auto``) on a machine that only emulates it: measured on a 2-core AVX2 EPYC,
+    the tuned image CNNs ran at 30-51 images/s in bf16 + channels-last against 342-379 in
+    fp32 (benchmarks/RESULTS.md), 7-12x slower."""
+    from studybench.training import engine
+
     slow = [name for name, p in params.items() if getattr(getattr(p, "train", None), "precision", "") == "bf16"]
-    if log and slow and not native_bf16():
+    if log and slow and not engine.native_bf16():
         log(f"note: {', '.join(slow)} train with bf16 autocast, but this machine has no native bf16 "
-            "(no CUDA GPU; the CPU lacks AVX-512 BF16 and AMX): emulated bf16 ran 7-12x slower than fp32 "
-            "on such a CPU. --set train.precision=32 --set model.channels_last=false trains in fp32.")
+            "(no CUDA GPU with bf16; the CPU lacks AVX-512 BF16 and AMX): emulated bf16 ran 7-12x slower "
+            "than fp32 on such a CPU. --set train.precision=auto trains in bf16 only where it is native.")

@@ -98,5 +98,5 @@ register(ModelSpec(
     # 26.0 dB after 8 epochs, 27.1 dB after 16)
     presets={"seed": {}, "tuned": {"scale": "standard", "train.epochs": 10, "train.patience": 10,
                                    "train.batch_size": 256, "train.lr": 3e-3, "train.schedule": "onecycle",
-                                   "train.precision": "bf16", "channels_last": True}},
+                                   "train.precision": "auto", "channels_last": True}},
 ))
