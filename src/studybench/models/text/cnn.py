@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from studybench.errors import StudybenchError
 from studybench.models.text.neural import TUNED_SELECTION, NeuralParams, neural_builder
-from studybench.models.text.rnn import masked_pool
+from studybench.models.text.rnn import masked_pool, run_recurrent
 from studybench.registry import ModelSpec, register
 
 
@@ -148,8 +147,7 @@ class CnnLstmTrunk(nn.Module):
         x = x.transpose(1, 2)  # [B, T', filters]: steps first, as Keras' channels-last layout
         if self.flat:  # Flatten (step-major, as Keras) to a sequence of scalars
             x, valid = x.reshape(len(x), -1, 1), valid * x.shape[2]
-        packed = pack_padded_sequence(x, valid.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)  # the state at each song's last valid step
+        _, h_n = run_recurrent(self.lstm, x, valid)  # the state at each song's last valid step
         return self.out(torch.cat(list(h_n), dim=1))
 
 
