@@ -28,6 +28,19 @@ def macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
     return float(np.mean(f1)) if f1 else 0.0
 
 
+def adam(groups, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (AdamW with ``weight_decay``), fused: one kernel for the whole update instead of
+    a dozen passes over each tensor. The same update to float rounding; 2.3-2.5x faster
+    training for the bag-of-embeddings models at batch 32, whose 1-2M-parameter embedding
+    made the unfused Adam 65-76% of a step (benchmarks/RESULTS.md). CPU and CUDA tensors."""
+    groups = list(groups)
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors)
+    if weight_decay:
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=fused)
+    return torch.optim.Adam(groups, lr=lr, fused=fused)
+
+
 class _Task(L.LightningModule):
     """What every task shares: per-epoch history, the optimiser and the schedule."""
 
@@ -81,8 +94,7 @@ class _Task(L.LightningModule):
         # A network may ask for its own groups (e.g. a pretrained trunk at a lower rate).
         groups = self.net.param_groups(c.lr) if hasattr(self.net, "param_groups") else \
             [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr": c.lr}]
-        optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay) \
-            if c.weight_decay else torch.optim.Adam(groups, lr=c.lr)
+        optimizer = adam(groups, c.lr, c.weight_decay)
         if c.schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=[g["lr"] for g in groups],
