@@ -312,6 +312,18 @@ def set_learning_rate_negative(made, tmp):
 
 
 @case
+def set_precision_unknown(made, tmp):
+    return ["run", "lyrics", "--data", str(made["good"]), "--models", "embedding_bag", "--features", "lyrics",
+            "--seeds", "0", "--set", "train.precision=fp16"], None, ["train.precision=fp16", "auto"]
+
+
+@case
+def set_schedule_unknown(made, tmp):
+    return ["run", "lyrics", "--data", str(made["good"]), "--models", "embedding_bag", "--features", "lyrics",
+            "--seeds", "0", "--set", "train.schedule=cosine"], None, ["train.schedule=cosine", "onecycle"]
+
+
+@case
 def seeds_not_numbers(made, tmp):
     return ["run", "lyrics", "--data", str(made["good"]), *RUN, "--seeds", "a,b"], None, ["--seeds", "a"]
 
