@@ -25,26 +25,13 @@ import image_throughput  # noqa: E402
 import train_throughput  # noqa: E402
 
 from studybench import registry  # noqa: E402
-from studybench.data.text import TextEncoder  # noqa: E402
-from studybench.models.heads import ClassifierHead, TextClassifier  # noqa: E402
-from studybench.training.engine import TensorBatches  # noqa: E402
 from studybench.training.tasks import adam  # noqa: E402
 
 
 def lyrics_step(name: str, preset: str):
-    """The network and an endless supply of (inputs, labels) of a lyrics model."""
+    """The network and a function giving its next (inputs, labels)."""
     frame, _ = train_throughput.lyrics_frame()
-    params = registry.get(name).resolve(preset)
-    encoder = TextEncoder(params.max_words, params.max_len, params.min_count).fit(frame["text"])
-    torch.manual_seed(0)
-    trunk = registry.get(name).build.make_trunk(params, encoder.vocab_size_)
-    classes = sorted(set(frame["label"]))
-    net = TextClassifier(trunk, ClassifierHead(trunk.out_features, len(classes), 0, params.artist_dim, 0.0))
-    ids, lengths = encoder.transform(frame["text"].tolist())
-    tensors = {"ids": ids, "lengths": lengths,
-               "y": torch.tensor(frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())}
-    batches = iter(TensorBatches(tensors, params.train.batch_size, shuffle=True, seed=0,
-                                 trim=not trunk.fixed_length))
+    net, batches = train_throughput.lyrics_model(name, preset, frame)
 
     def batch():
         b = next(batches)
@@ -55,10 +42,7 @@ def lyrics_step(name: str, preset: str):
 def image_step(name: str, preset: str):
     pixels, _ = image_throughput.images()
     params = registry.get(name).resolve(preset)
-    torch.manual_seed(0)
-    net = registry.get(name).build.factory(params, 5, 32)
-    if getattr(params, "channels_last", False):
-        net = net.to(memory_format=torch.channels_last)
+    net, params = image_throughput.image_model(name, preset, getattr(params, "channels_last", False))
     labels = torch.randint(0, 5, (len(pixels),))
     size, state = params.train.batch_size, {"i": 0}
 

@@ -36,8 +36,9 @@ def lyrics_frame():
     return frame, path if path.exists() else demo_lyrics_path()
 
 
-def measure(name: str, preset: str, frame, steps: int, precision: str, features: str) -> float:
-    """Songs per second over ``steps`` optimiser steps after one warm-up step."""
+def lyrics_model(name: str, preset: str, frame, features: str = "lyrics"):
+    """``(net, batches)``: the network of ``name`` as the engine builds it and an endless
+    iterator of its training batches (dicts with ``y``), sliced as the engine slices them."""
     spec = registry.get(name)
     params = spec.resolve(preset)
     encoder = TextEncoder(params.max_words, params.max_len, params.min_count).fit(frame["text"])
@@ -54,8 +55,13 @@ def measure(name: str, preset: str, frame, steps: int, precision: str, features:
     if n_artists:
         index = {a: i + 1 for i, a in enumerate(artists)}
         tensors["artist"] = torch.tensor([index[a] for a in frame["artist"]])
-    batches = iter(TensorBatches(tensors, params.train.batch_size, shuffle=True, seed=0,
-                                 trim=not trunk.fixed_length))
+    return net, iter(TensorBatches(tensors, params.train.batch_size, shuffle=True, seed=0,
+                                   trim=not trunk.fixed_length))
+
+
+def measure(name: str, preset: str, frame, steps: int, precision: str, features: str) -> float:
+    """Songs per second over ``steps`` optimiser steps after one warm-up step."""
+    net, batches = lyrics_model(name, preset, frame, features)
     optimizer = adam(net.parameters(), 1e-3)  # the engine's optimiser (fused Adam)
     net.train()
     songs, start = 0, None

@@ -35,18 +35,18 @@ class RnnParams(NeuralParams):
     dropout: float = 0.2  # the study's dropout rate wherever dropout is applied
 
 
+def valid_steps(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``[B, steps]`` mask: True at each row's first ``lengths`` steps."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def masked_pool(steps: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
     """Max or mean of ``steps [B, T, F]`` over the first ``lengths`` steps of each row."""
-    valid = torch.arange(steps.shape[1], device=steps.device)[None, :] < lengths.to(steps.device)[:, None]
+    valid = valid_steps(lengths.to(steps.device), steps.shape[1])
     if how == "max":
         return steps.masked_fill(~valid[:, :, None], float("-inf")).max(dim=1).values
     total = (steps * valid[:, :, None]).sum(dim=1)
     return total / lengths.to(steps.device).clamp(min=1)[:, None].to(steps.dtype)
-
-
-def valid_steps(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """``[B, steps]`` mask: True at each row's first ``lengths`` steps."""
-    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def run_recurrent(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +88,7 @@ def run_recurrent(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> 
         if suffix:
             out = out.gather(1, order[:, :, None].expand(-1, -1, out.shape[2]))
         outputs.append(out)
-    steps = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+    steps = torch.cat(outputs, dim=2)
     return steps * valid[:, :, None].to(steps.dtype), torch.stack(states)
 
 
