@@ -50,3 +50,21 @@ def test_padded_run_equals_packed_sequences(cell, bidirectional):
 def test_a_multi_layer_module_is_refused():
     with pytest.raises(ValueError, match="one batch-first layer"):
         run_recurrent(nn.LSTM(5, 4, num_layers=2, batch_first=True), *_inputs(0))
+
+
+
+def test_bf16_autocast_trains_where_onednn_has_no_bf16_kernel(monkeypatch):
+    """Under bf16 autocast (train.precision=bf16) on a CPU without native bf16, where oneDNN
+    refuses to build a bf16 LSTM, the layer runs in fp32 and trains."""
+    from studybench.training import engine
+
+    monkeypatch.setattr(engine, "native_bf16", lambda: False)
+    torch.manual_seed(0)
+    layer = nn.LSTM(5, 4, batch_first=True, bidirectional=True)
+    x, lengths = _inputs(2)
+    expected, _ = run_recurrent(layer, x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        steps, _ = run_recurrent(layer, x, lengths)
+    steps.sum().backward()
+    assert steps.dtype == torch.float32 and torch.equal(steps, expected)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())

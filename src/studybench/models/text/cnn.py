@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studybench.errors import StudybenchError
-from studybench.models.text.neural import TUNED_SELECTION, NeuralParams, neural_builder
+from studybench.models.text.neural import TUNED_BUDGET, TUNED_SELECTION, NeuralParams, neural_builder
 from studybench.models.text.rnn import masked_pool, run_recurrent
 from studybench.registry import ModelSpec, register
 
@@ -169,7 +169,7 @@ def make_cnn_flat_lstm_trunk(p: CnnLstmParams, vocab_size: int) -> CnnLstmTrunk:
 # Tuned training for every CNN: smaller batches, a higher rate, artist dropout so unseen
 # artists are classified from the lyrics. No class weights (they cost the neural models
 # 3-6 points of macro-F1 on tcc; see rnn.py).
-_TUNED = {**TUNED_SELECTION, "artist_dropout": 0.5, "train.batch_size": 128, "train.lr": 2e-3}
+_TUNED = {**TUNED_SELECTION, **TUNED_BUDGET, "artist_dropout": 0.5, "train.batch_size": 128, "train.lr": 2e-3}
 # The CNN -> LSTM models overfit their from-scratch embedding by epoch 2; starting from
 # GloVe 50-d (fine-tuned) lifts cnn_lstm from 0.217 to 0.274 validation macro-F1 (tcc,
 # artist split, seed 0). The pure CNNs did not gain: cnn_multi_kernel 0.339 -> 0.326.
