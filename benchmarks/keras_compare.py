@@ -6,6 +6,14 @@ turns (studybench first in even rounds, Keras first in odd ones) so machine nois
     python3.11 -m venv .venv-keras && .venv-keras/bin/pip install -r benchmarks/requirements-keras.txt
     python benchmarks/keras_compare.py --keras-python .venv-keras/bin/python [--models cnn_basic,lstm]
         [--steps 10] [--rounds 2] [--threads 2]     (--steps: at batch 1000; 10x that at batch 32)
+    python benchmarks/keras_compare.py --keras-python .venv-keras/bin/python --accuracy 5
+        [--models cnn_basic,cnn_skip,lstm,embedding_bag,cnn_multi_kernel]
+
+With ``--accuracy EPOCHS`` both frameworks instead train each model for that many epochs on
+one fixed split (the same arrays: tcc songs split by artist, 15% held out, GroupShuffleSplit
+seed 0; CIFAR-10 block 1, the study's 5 classes, 20% of its training images held out) with
+the study's recipe (its batch size, Adam 1e-3, no schedule, no early stopping), and print the
+validation accuracy after every epoch: speed is compared at equal quality.
 
 studybench runs in this process (its seed preset: fp32, as the study), Keras in a subprocess of
 the other environment (``benchmarks/keras_study.py``, layer for layer the same networks; the
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -62,6 +71,106 @@ def keras_speed(python: str, name: str, data: Path, steps: int, threads: int) ->
     return row["samples_per_s"], row["params"]
 
 
+ACCURACY = ("cnn_basic", "cnn_skip", "lstm", "embedding_bag", "cnn_multi_kernel")
+
+
+def accuracy_split(name: str, frame) -> dict[str, np.ndarray]:
+    """The fixed train / validation arrays both frameworks train on (see the docstring)."""
+    if name in LYRICS:
+        from sklearn.model_selection import GroupShuffleSplit
+
+        train, val = next(GroupShuffleSplit(1, test_size=0.15, random_state=0)
+                          .split(frame, groups=frame["artist"]))
+        labels = frame["label"].astype("category").cat.codes.to_numpy().astype(np.int32)
+        encoder = TextEncoder(20000, 300, 1).fit(frame["text"].iloc[train].tolist())
+        ids = [encoder.transform(frame["text"].iloc[part].tolist()) for part in (train, val)]
+        return {"x": ids[0][0].numpy().astype(np.int32), "lengths": ids[0][1].numpy(), "y": labels[train],
+                "x_val": ids[1][0].numpy().astype(np.int32), "lengths_val": ids[1][1].numpy(),
+                "y_val": labels[val]}
+    from studybench.data.images import class_blocks, load_images, select_classes
+
+    root = Path(os.environ.get("STUDYBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = load_images(root / "cifar10-jpeg-q75")
+    block = select_classes(data.train, class_blocks(len(data.train.classes), 2, 0)[0])
+    order = np.random.default_rng(0).permutation(len(block))
+    cut = int(0.8 * len(block))
+    x = block.images.permute(0, 2, 3, 1).numpy()
+    y = block.labels.numpy().astype(np.int32)
+    return {"x": x[order[:cut]], "y": y[order[:cut]], "x_val": x[order[cut:]], "y_val": y[order[cut:]]}
+
+
+def studybench_accuracy(name: str, arrays: dict[str, np.ndarray], epochs: int) -> list[float]:
+    """Validation accuracy after each epoch of studybench's seed-preset network, trained with
+    the study's recipe through the engine's batching and optimiser."""
+    from studybench.models.heads import ClassifierHead, TextClassifier
+    from studybench.training.engine import TensorBatches
+    from studybench.training.tasks import adam
+
+    spec, n_classes = registry.get(name), int(arrays["y"].max()) + 1
+    params = spec.resolve("seed")
+    torch.manual_seed(0)
+    if name in LYRICS:
+        trunk = spec.build.make_trunk(params, 20000)
+        net = TextClassifier(trunk, ClassifierHead(trunk.out_features, n_classes, 0, params.artist_dim, 0.0))
+        trim = not trunk.fixed_length
+        train = {"ids": torch.from_numpy(arrays["x"]).long(), "lengths": torch.from_numpy(arrays["lengths"])}
+        val = {"ids": torch.from_numpy(arrays["x_val"]).long(), "lengths": torch.from_numpy(arrays["lengths_val"])}
+    else:
+        net, trim = spec.build.factory(params, n_classes, 32), False
+        train = {"images": torch.from_numpy(arrays["x"]).permute(0, 3, 1, 2).contiguous()}
+        val = {"images": torch.from_numpy(arrays["x_val"]).permute(0, 3, 1, 2).contiguous()}
+    train["y"] = torch.from_numpy(arrays["y"]).long()
+    y_val = torch.from_numpy(arrays["y_val"]).long()
+    optimizer = adam(net.parameters(), 1e-3)
+    batches = TensorBatches(train, params.train.batch_size, shuffle=True, seed=0, trim=trim)
+    accuracies = []
+    for _ in range(epochs):
+        net.train()
+        for batch in batches:
+            y = batch.pop("y")
+            loss = torch.nn.functional.cross_entropy(net(**batch).float(), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            predicted = torch.cat([net(**batch).argmax(1) for batch in
+                                   TensorBatches(val, 1000, shuffle=False, trim=trim)])
+        accuracies.append(float((predicted == y_val).float().mean()))
+    return accuracies
+
+
+def keras_accuracy(python: str, name: str, data: Path, epochs: int, threads: int) -> list[float]:
+    script = Path(__file__).resolve().with_name("keras_study.py")
+    result = subprocess.run([python, str(script), "accuracy", name, str(data), "--epochs", str(epochs),
+                             "--threads", str(threads)], capture_output=True, text=True, timeout=7200)
+    if result.returncode != 0:
+        raise SystemExit(f"keras {name} failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["val_accuracy"]
+
+
+def compare_accuracy(args, models: list[str]) -> None:
+    frame, source = train_throughput.lyrics_frame()
+    print(f"# validation accuracy after each of {args.accuracy} epochs, the study's recipe; lyrics: {source}; "
+          f"torch {torch.__version__}, {args.threads} threads", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in models:
+            arrays = accuracy_split(name, frame)
+            path = Path(tmp) / f"{name}.npz"
+            np.savez(path, **{k: v for k, v in arrays.items() if not k.startswith("lengths")})
+            ours = studybench_accuracy(name, arrays, args.accuracy)
+            theirs = keras_accuracy(args.keras_python, name, path, args.accuracy, args.threads)
+            print(f"{name}: studybench {[round(a, 3) for a in ours]}, keras {[round(a, 3) for a in theirs]}",
+                  flush=True)
+            rows.append((name, len(arrays["y"]), len(arrays["y_val"]), ours, theirs))
+    print(f"| model | train / val | studybench val accuracy (epoch {args.accuracy}; best) "
+          f"| Keras val accuracy (epoch {args.accuracy}; best) |")
+    print("|---|---:|---:|---:|")
+    for name, n, m, ours, theirs in rows:
+        print(f"| {name} | {n:,} / {m:,} | {ours[-1]:.3f}; {max(ours):.3f} | {theirs[-1]:.3f}; {max(theirs):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keras-python", required=True, help="python of the environment with TensorFlow")
@@ -69,9 +178,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--accuracy", type=int, default=0, metavar="EPOCHS",
+                        help="compare validation accuracy after EPOCHS epochs instead of speed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as studybench's engine does
+    if args.accuracy:
+        models = args.models.split(",") if "--models" in sys.argv else list(ACCURACY)
+        compare_accuracy(args, models)
+        return
     models = args.models.split(",")
     frame, source = train_throughput.lyrics_frame()
     pixels, image_source = image_throughput.images()
