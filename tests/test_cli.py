@@ -214,7 +214,7 @@ def test_list_params_shows_each_preset():
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())  # long lines wrap at the console width
     for name in registry.names():
-        for preset in registry.PRESETS:
+        for preset in registry.get(name).presets:
             start = text.index(f"{name} [{preset}] ")
             params = registry.get(name).resolve(preset)
             block = text[start:start + 600]

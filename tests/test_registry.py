@@ -73,7 +73,7 @@ def test_every_spec_resolves_both_presets(name, preset):
     params = spec.resolve(preset)
     assert isinstance(params, spec.params)
     flat = _flat(dataclasses.asdict(params))
-    for key, value in spec.presets[preset].items():
+    for key, value in spec.presets[spec.preset_for(preset)].items():
         assert flat[key] == value
 
 
@@ -119,3 +119,15 @@ def test_model_spec_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         registry.get("majority").name = "other"  # type: ignore[misc]
     assert isinstance(registry.get("majority"), ModelSpec)
+
+
+def test_a_family_beyond_the_study_has_only_tuned_and_seed_runs_it_tuned():
+    spec = registry.get("nb_logreg")
+    assert not spec.in_study and set(spec.presets) == {"tuned"}
+    assert spec.preset_for("seed") == "tuned" and spec.resolve("seed") == spec.resolve("tuned")
+    assert registry.get("tfidf_logreg").preset_for("seed") == "seed"
+    with pytest.raises(ValueError, match="not in the study"):
+        registry.register(dataclasses.replace(spec, name="test_only_beyond_with_seed",
+                                              presets={"seed": {}, "tuned": {}}))
+    with pytest.raises(ValueError, match="lacks the 'tuned' preset"):
+        registry.register(dataclasses.replace(spec, name="test_only_beyond_no_tuned", presets={}))

@@ -2,7 +2,8 @@
 
 A :class:`ModelSpec` ties a stable name to a parameter dataclass (every
 hyper-parameter with its default and a one-line reason), named presets (``seed``
-reproduces the study, ``tuned`` is the good default) stored as *data* (the
+reproduces the study, ``tuned`` is the good default; a family the study never had
+has only ``tuned``) stored as *data* (the
 fields that differ from the defaults) and a builder. Model families register
 themselves on import of :mod:`studybench.models`.
 """
@@ -37,9 +38,17 @@ class ModelSpec:
     # runs first, so none is left running alone at the end): one-thread fit seconds on tcc,
     # artist split, from the README's results. Never reported as a result.
     cost: dict[str, float] = field(default_factory=dict)
+    # False for a family the study never had: it has no ``seed`` preset (there is nothing of
+    # the study's to reproduce), and ``--preset seed`` runs it with ``tuned`` (preset_for).
+    in_study: bool = True
+
+    def preset_for(self, preset: str) -> str:
+        """The preset this model runs under when a grid asks for ``preset``."""
+        return "tuned" if preset == "seed" and not self.in_study else preset
 
     def relative_cost(self, preset: str, params: Any) -> float:
         """This model's scheduling weight under ``preset``, scaled by its epochs if overridden."""
+        preset = self.preset_for(preset)
         weight = self.cost.get(preset, 1.0)
         train, default = getattr(params, "train", None), getattr(self.resolve(preset), "train", None)
         if train is not None and default is not None and default.epochs:
@@ -48,6 +57,7 @@ class ModelSpec:
 
     def resolve(self, preset: str, overrides: dict[str, Any] | None = None) -> Any:
         """The parameter dataclass for ``preset`` with ``overrides`` (keys without ``model.``)."""
+        preset = self.preset_for(preset)
         if preset not in self.presets:
             raise StudybenchError(
                 f"--preset {preset}: unknown for {self.name} (known: {', '.join(self.presets)})"
@@ -68,9 +78,11 @@ def register(spec: ModelSpec) -> ModelSpec:
     """Add ``spec``; a name registered twice is a programming error and raises."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model name {spec.name!r} is already registered")
-    for preset in PRESETS:
+    for preset in PRESETS if spec.in_study else ("tuned",):
         if preset not in spec.presets:
             raise ValueError(f"model {spec.name!r} lacks the {preset!r} preset")
+    if not spec.in_study and "seed" in spec.presets:
+        raise ValueError(f"model {spec.name!r} is not in the study: it has no seed preset to reproduce")
     spec.resolve("seed"), spec.resolve("tuned")  # presets must name real fields
     _REGISTRY[spec.name] = spec
     return spec

@@ -32,7 +32,7 @@ COMBOS = [(name, features, preset)
           for name in registry.names("lyrics")
           if not hasattr(registry.get(name).build, "make_trunk")  # neural models: test_neural.py
           for features in ("lyrics", "lyrics+artist")
-          for preset in registry.PRESETS]
+          for preset in registry.get(name).presets]
 
 
 @pytest.mark.parametrize("name, features, preset", COMBOS, ids=["-".join(c) for c in COMBOS])

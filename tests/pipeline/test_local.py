@@ -151,6 +151,17 @@ def test_planning_writes_nothing(corpus, tmp_path):
     assert pickle.loads(pickle.dumps(plan.jobs[0])) == plan.jobs[0]  # a job travels as it is
 
 
+def test_seed_preset_runs_a_family_beyond_the_study_tuned_and_says_so(corpus):
+    lines: list[str] = []
+    plan = plan_lyrics(corpus, models="majority,nb_logreg", features="lyrics", split="random", preset="seed",
+                       log=lines.append)
+    presets = {job.model: (job.preset, job.record["preset"], job.run_id.split(".")[2]) for job in plan.jobs}
+    assert presets == {"majority": ("seed",) * 3, "nb_logreg": ("tuned",) * 3}
+    assert any("nb_logreg is not in the study" in line and "tuned" in line for line in lines)
+    tuned = plan_lyrics(corpus, models="nb_logreg", features="lyrics", split="random", preset="tuned")
+    assert tuned.jobs[0].run_id == next(j for j in plan.jobs if j.model == "nb_logreg").run_id
+
+
 def test_lyrics_jobs_carry_their_relative_cost(corpus):
     """The driver starts the largest runs first; a lyrics job's cost is its model's measured
     weight under its preset (seed: cnn_flat_lstm is by far the longest), scaled by its epochs."""

@@ -179,12 +179,13 @@ def plan_images(
     for seed in seed_list:
         block1 = {}
         for spec in specs:
-            record = {**base, "stage": "block1", "model": spec.name, "seed": seed,
+            run_preset = spec.preset_for(preset)  # a family the study never had runs tuned
+            record = {**base, "preset": run_preset, "stage": "block1", "model": spec.name, "seed": seed,
                       "params": to_dict(params[spec.name]), "fraction": config.data.train_fraction}
-            run_id = f"{spec.name}.{preset}.b1.s{seed}-{config_hash(record)}"
+            run_id = f"{spec.name}.{run_preset}.b1.s{seed}-{config_hash(record)}"
             record["run_id"] = run_id
             block1[spec.name] = run_id
-            jobs.append(Job(run_id, "images", RUNNER, spec.name, None, preset, seed, record, data_ref,
+            jobs.append(Job(run_id, "images", RUNNER, spec.name, None, run_preset, seed, record, data_ref,
                             inputs=(f"{key}:b1",), settings=config, context={"images": block_info},
                             cost=params[spec.name].train.epochs * config.data.train_fraction,
                             params=params[spec.name]))

@@ -134,6 +134,10 @@ def plan_lyrics(
     params = {spec.name: spec.resolve(preset, {k: v for k, v in model_over.items() if spec.knows(k)})
               for spec in specs}
     note_emulated_bf16(params, log)
+    beyond = [spec.name for spec in specs if spec.preset_for(preset) != preset]
+    if beyond and log:
+        log(f"note: {', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not in the study (no {preset} "
+            f"preset to reproduce): run with the tuned preset")
 
     train_data = load_clean(data, config)
     test_loaded = load_clean(test_data, config) if test_data else None
@@ -179,17 +183,18 @@ def plan_lyrics(
                                           test_loaded.frame if test_loaded else None, str(data),
                                           str(test_data or ""))
         for spec in specs:
+            run_preset = spec.preset_for(preset)
             for fs in feature_sets:
                 record = {
-                    "study": "lyrics", "model": spec.name, "features": fs, "preset": preset, "seed": seed,
+                    "study": "lyrics", "model": spec.name, "features": fs, "preset": run_preset, "seed": seed,
                     "params": to_dict(params[spec.name]), "config": to_dict(config),
                     "data": train_data.digest, "test_data": test_digest,
                 }
-                run_id = f"{spec.name}.{fs}.{preset}.{kind}.s{seed}-{config_hash(record)}"
-                jobs.append(Job(run_id, "lyrics", RUNNER, spec.name, fs, preset, seed, record,
+                run_id = f"{spec.name}.{fs}.{run_preset}.{kind}.s{seed}-{config_hash(record)}"
+                jobs.append(Job(run_id, "lyrics", RUNNER, spec.name, fs, run_preset, seed, record,
                                 DataRef(str(data), train_data.digest), inputs=(key,),
                                 params=params[spec.name], settings=config, context=context,
-                                cost=spec.relative_cost(preset, params[spec.name])))
+                                cost=spec.relative_cost(run_preset, params[spec.name])))
     return Plan("lyrics", jobs, payloads)
 
 

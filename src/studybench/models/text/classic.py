@@ -24,15 +24,17 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from studybench import memo
+from studybench.errors import StudybenchError
 from studybench.models.artifacts import load_sklearn, save_sklearn
 from studybench.models.text.artist import ArtistEncoder
 from studybench.models.text.sequences import TokenSequences
-from studybench.models.text.vocab import Tfidf
+from studybench.models.text.nblinear import NBLogisticRegression
+from studybench.models.text.vocab import Counts, Tfidf
 from studybench.registry import ModelSpec, register
 
 
@@ -105,6 +107,21 @@ class SvmParams(TfidfParams):
 
     C: tuple[float, ...] = (1.0,)  # several values are tried on validation
     class_weight: str | None = None  # "balanced" lifts rare genres
+
+
+@dataclass(frozen=True)
+class NbParams(ArtistParams):
+    """NB-weighted logistic regression on binary word and character n-grams (not in the study)."""
+
+    word_ngram_max: int = 2  # word 1..n-grams: pairs carry phrases ("broken heart")
+    char_min: int = 2  # character n-grams within words (char_wb) from this size …
+    char_max: int = 5  # … to this one; 0 leaves them out. They catch spelling and word forms
+    min_df: int = 2  # n-grams in fewer training songs than this are dropped (noise, and memory)
+    max_features: int | None = None  # cap per branch (words, characters); None keeps all
+    alpha: float = 1.0  # Laplace smoothing of the Naive Bayes counts (Wang & Manning's)
+    C: tuple[float, ...] = (1.0,)  # inverse regularisation; several values are tried on validation
+    class_weight: str | None = None  # "balanced" lifts rare genres, which macro-F1 rewards
+    max_iter: int = 1000  # lbfgs iterations per genre
 
 
 @dataclass(frozen=True)
@@ -279,14 +296,32 @@ def _build_svm(p: SvmParams, features: str, seed: int) -> ClassicModel:
     return ClassicModel(_features(_tfidf(p), features, p, seed), clf, grid, seed=seed, refit=p.refit)
 
 
+def _ngrams(p: NbParams) -> FeatureUnion:
+    """Binary word n-grams, and character n-grams within words when ``char_max`` is set."""
+    common = {"binary": True, "lowercase": False, "min_df": p.min_df, "max_features": p.max_features,
+              "dtype": np.float32}
+    branches = [("words", Counts(token_pattern=r"\S+", ngram_range=(1, p.word_ngram_max), **common))]
+    if p.char_max:
+        if not 1 <= p.char_min <= p.char_max:
+            raise StudybenchError(f"--set model.char_min={p.char_min}: expected 1 <= char_min <= char_max "
+                                  f"({p.char_max})")
+        branches.append(("chars", Counts(analyzer="char_wb", ngram_range=(p.char_min, p.char_max), **common)))
+    return FeatureUnion(branches)
+
+
+def _build_nb(p: NbParams, features: str, seed: int) -> ClassicModel:
+    clf = NBLogisticRegression(C=p.C[0], alpha=p.alpha, class_weight=p.class_weight, max_iter=p.max_iter,
+                               random_state=seed)
+    grid = {"C": list(p.C)} if len(p.C) > 1 else None
+    return ClassicModel(_features(_ngrams(p), features, p, seed), clf, grid, seed=seed, refit=p.refit)
+
+
 def _build_tree(p: TreeParams, features: str, seed: int) -> ClassicModel:
     if p.input == "token_ids":
         text_step = TokenSequences(max_words=p.max_words, max_len=p.max_len)
     elif p.input == "tfidf":
         text_step = _tfidf(TfidfParams(max_features=p.max_features, sublinear_tf=True))
     else:
-        from studybench.errors import StudybenchError
-
         raise StudybenchError(f"--set model.input={p.input}: expected token_ids or tfidf")
     grid = {"max_depth": list(p.max_depth), "min_samples_split": list(p.min_samples_split),
             "min_samples_leaf": list(p.min_samples_leaf)}
@@ -328,4 +363,11 @@ register(ModelSpec(
                        "min_samples_leaf": (2, 8), "selection": "val", "class_weight": "balanced",
                        "artist_dropout": 0.5, "refit": True}},
     cost={"seed": 20, "tuned": 12},
+))
+register(ModelSpec(
+    name="nb_logreg", study="lyrics", family="tfidf",
+    summary="NB-weighted logistic regression on binary word 1-2-grams + character 2-5-grams (not in the study)",
+    params=NbParams, build=_build_nb, in_study=False,
+    presets={"tuned": {"C": (0.1, 0.3, 1.0), "class_weight": "balanced", "artist_dropout": 0.5, "refit": True}},
+    cost={"tuned": 60},
 ))

@@ -9,7 +9,7 @@ n-grams of them joined by spaces, so newlines cannot occur) and rebuilt on load.
 
 from __future__ import annotations
 
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 
 def pack(vocabulary: dict[str, int]) -> str:
@@ -23,8 +23,8 @@ def unpack(packed: str, start: int = 0) -> dict[str, int]:
     return {term: i for i, term in enumerate(packed.split("\n") if packed else [], start=start)}
 
 
-class Tfidf(TfidfVectorizer):
-    """scikit-learn's TfidfVectorizer, stored compactly (see the module doc)."""
+class _Packed:
+    """Stores ``vocabulary_`` packed (see the module doc); a mixin for the vectorizers below."""
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
@@ -38,3 +38,11 @@ class Tfidf(TfidfVectorizer):
             state["vocabulary_"] = unpack(state.pop("vocabulary_packed_"))
         super().__setstate__(state)
 
+
+class Tfidf(_Packed, TfidfVectorizer):
+    """scikit-learn's TfidfVectorizer, stored compactly (see the module doc)."""
+
+
+class Counts(_Packed, CountVectorizer):
+    """scikit-learn's CountVectorizer, stored compactly. Its terms are word n-grams or the
+    ``char_wb`` character n-grams of whitespace-split words: neither holds a newline."""
