@@ -14,6 +14,7 @@ import pytest
 from conftest import write_cifar
 from grid import GRID, IMAGES, execution, records, write_corpus
 
+from studybench import registry
 from studybench.errors import StudybenchError
 from studybench.pipeline.driver import StudyFailed
 from studybench.pipeline.executors import SerialExecutor, make_executor
@@ -171,8 +172,9 @@ def test_lyrics_jobs_carry_their_relative_cost(corpus):
         "cnn_flat_lstm", "lstm", "tfidf_logreg", "majority"]
     tuned = plan_lyrics(corpus, models="lstm,cnn_flat_lstm", features="lyrics", split="random")
     assert max(tuned.jobs, key=lambda job: job.cost).model == "lstm"
+    epochs = registry.get("lstm").resolve("tuned").train.epochs
     longer = plan_lyrics(corpus, models="lstm", features="lyrics", split="random",
-                         overrides={"model.train.epochs": 40})
+                         overrides={"model.train.epochs": 2 * epochs})
     assert longer.jobs[0].cost == 2 * tuned.jobs[0].cost
 
 
