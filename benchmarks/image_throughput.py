@@ -24,9 +24,14 @@ from studybench import registry
 from studybench.training.tasks import adam
 
 
-def images() -> tuple[torch.Tensor, str]:
+def cifar_folder() -> Path:
+    """CIFAR-10 under $STUDYBENCH_DATA (default ../shared/data); it may be absent."""
     data = Path(os.environ.get("STUDYBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    folder = data / "cifar10-jpeg-q75"
+    return data / "cifar10-jpeg-q75"
+
+
+def images() -> tuple[torch.Tensor, str]:
+    folder = cifar_folder()
     if folder.is_dir():
         from studybench.data.images import load_images
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -61,22 +60,28 @@ def studybench_speed(name: str, frame, pixels, steps: int) -> tuple[float, int]:
     return speed, sum(p.numel() for p in net.parameters())
 
 
-def keras_speed(python: str, name: str, data: Path, steps: int, threads: int) -> tuple[float, int]:
+def keras(python: str, mode: str, name: str, data: Path, *options: str, timeout: int = 3600) -> dict:
+    """The JSON line ``keras_study.py MODE NAME DATA OPTIONS`` prints, run in the Keras environment."""
     script = Path(__file__).resolve().with_name("keras_study.py")
-    result = subprocess.run([python, str(script), "speed", name, str(data), "--steps", str(steps),
-                             "--threads", str(threads)], capture_output=True, text=True, timeout=3600)
+    result = subprocess.run([python, str(script), mode, name, str(data), *options],
+                            capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise SystemExit(f"keras {name} failed: {result.stderr[-2000:]}")
-    row = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def keras_speed(python: str, name: str, data: Path, steps: int, threads: int) -> tuple[float, int]:
+    row = keras(python, "speed", name, data, "--steps", str(steps), "--threads", str(threads))
     return row["samples_per_s"], row["params"]
 
 
 ACCURACY = ("cnn_basic", "cnn_skip", "lstm", "embedding_bag", "cnn_multi_kernel")
 
 
-def accuracy_split(name: str, frame) -> dict[str, np.ndarray]:
-    """The fixed train / validation arrays both frameworks train on (see the docstring)."""
-    if name in LYRICS:
+def accuracy_split(study: str, frame) -> dict[str, np.ndarray]:
+    """The fixed train / validation arrays of ``study`` (lyrics | images) both frameworks train on
+    (see the docstring)."""
+    if study == "lyrics":
         from sklearn.model_selection import GroupShuffleSplit
 
         train, val = next(GroupShuffleSplit(1, test_size=0.15, random_state=0)
@@ -89,8 +94,7 @@ def accuracy_split(name: str, frame) -> dict[str, np.ndarray]:
                 "y_val": labels[val]}
     from studybench.data.images import class_blocks, load_images, select_classes
 
-    root = Path(os.environ.get("STUDYBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    data = load_images(root / "cifar10-jpeg-q75")
+    data = load_images(image_throughput.cifar_folder())
     block = select_classes(data.train, class_blocks(len(data.train.classes), 2, 0)[0])
     order = np.random.default_rng(0).permutation(len(block))
     cut = int(0.8 * len(block))
@@ -141,24 +145,23 @@ def studybench_accuracy(name: str, arrays: dict[str, np.ndarray], epochs: int) -
 
 
 def keras_accuracy(python: str, name: str, data: Path, epochs: int, threads: int) -> list[float]:
-    script = Path(__file__).resolve().with_name("keras_study.py")
-    result = subprocess.run([python, str(script), "accuracy", name, str(data), "--epochs", str(epochs),
-                             "--threads", str(threads)], capture_output=True, text=True, timeout=7200)
-    if result.returncode != 0:
-        raise SystemExit(f"keras {name} failed: {result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["val_accuracy"]
+    return keras(python, "accuracy", name, data, "--epochs", str(epochs), "--threads", str(threads),
+                 timeout=7200)["val_accuracy"]
 
 
 def compare_accuracy(args, models: list[str]) -> None:
     frame, source = train_throughput.lyrics_frame()
     print(f"# validation accuracy after each of {args.accuracy} epochs, the study's recipe; lyrics: {source}; "
           f"torch {torch.__version__}, {args.threads} threads", flush=True)
-    rows = []
+    rows, splits = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
-            arrays = accuracy_split(name, frame)
-            path = Path(tmp) / f"{name}.npz"
-            np.savez(path, **{k: v for k, v in arrays.items() if not k.startswith("lengths")})
+            study = "lyrics" if name in LYRICS else "images"
+            path = Path(tmp) / f"{study}.npz"
+            if study not in splits:  # made and written once per study, shared by its models
+                splits[study] = accuracy_split(study, frame)
+                np.savez(path, **{k: v for k, v in splits[study].items() if not k.startswith("lengths")})
+            arrays = splits[study]
             ours = studybench_accuracy(name, arrays, args.accuracy)
             theirs = keras_accuracy(args.keras_python, name, path, args.accuracy, args.threads)
             print(f"{name}: studybench {[round(a, 3) for a in ours]}, keras {[round(a, 3) for a in theirs]}",

@@ -52,7 +52,6 @@ def test_a_multi_layer_module_is_refused():
         run_recurrent(nn.LSTM(5, 4, num_layers=2, batch_first=True), *_inputs(0))
 
 
-
 def test_bf16_autocast_trains_where_onednn_has_no_bf16_kernel(monkeypatch):
     """Under bf16 autocast (train.precision=bf16) on a CPU without native bf16, where oneDNN
     refuses to build a bf16 LSTM, the layer runs in fp32 and trains."""

@@ -277,6 +277,11 @@ class ClassicModel:
         return model
 
 
+def _c_grid(values: tuple[float, ...]) -> dict | None:
+    """The validation grid over C when several values are given."""
+    return {"C": list(values)} if len(values) > 1 else None
+
+
 def _build_majority(p: MajorityParams, features: str, seed: int) -> ClassicModel:
     return ClassicModel(None, DummyClassifier(strategy="most_frequent"))
 
@@ -286,14 +291,12 @@ def _build_logreg(p: LogregParams, features: str, seed: int) -> ClassicModel:
     # (measured: identical validation scores for C=4 and C=8), which would bias the choice.
     clf = LogisticRegression(C=p.C[0], max_iter=p.max_iter, class_weight=p.class_weight,
                              random_state=seed)
-    grid = {"C": list(p.C)} if len(p.C) > 1 else None
-    return ClassicModel(_features(_tfidf(p), features, p, seed), clf, grid, seed=seed, refit=p.refit)
+    return ClassicModel(_features(_tfidf(p), features, p, seed), clf, _c_grid(p.C), seed=seed, refit=p.refit)
 
 
 def _build_svm(p: SvmParams, features: str, seed: int) -> ClassicModel:
     clf = LinearSVC(C=p.C[0], class_weight=p.class_weight, random_state=seed)
-    grid = {"C": list(p.C)} if len(p.C) > 1 else None
-    return ClassicModel(_features(_tfidf(p), features, p, seed), clf, grid, seed=seed, refit=p.refit)
+    return ClassicModel(_features(_tfidf(p), features, p, seed), clf, _c_grid(p.C), seed=seed, refit=p.refit)
 
 
 def _ngrams(p: NbParams) -> FeatureUnion:
@@ -312,8 +315,7 @@ def _ngrams(p: NbParams) -> FeatureUnion:
 def _build_nb(p: NbParams, features: str, seed: int) -> ClassicModel:
     clf = NBLogisticRegression(C=p.C[0], alpha=p.alpha, class_weight=p.class_weight, max_iter=p.max_iter,
                                random_state=seed)
-    grid = {"C": list(p.C)} if len(p.C) > 1 else None
-    return ClassicModel(_features(_ngrams(p), features, p, seed), clf, grid, seed=seed, refit=p.refit)
+    return ClassicModel(_features(_ngrams(p), features, p, seed), clf, _c_grid(p.C), seed=seed, refit=p.refit)
 
 
 def _build_tree(p: TreeParams, features: str, seed: int) -> ClassicModel:
