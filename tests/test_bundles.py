@@ -25,13 +25,15 @@ def lyrics_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bundle")
     data = write_rows(tmp / "train.csv", KAGGLE_TRAIN_HEADER, kaggle_train_rows(per_class=16))
     out = tmp / "out"
-    run_lyrics(data, models="tfidf_logreg,tfidf_linear_svm,embedding_bag,nb_logreg", features="lyrics,lyrics+artist",
+    # ensemble: its default members nb_logreg, sentence_encoder and tfidf_linear_svm
+    run_lyrics(data, models="tfidf_logreg,tfidf_linear_svm,embedding_bag,nb_logreg,ensemble", features="lyrics,lyrics+artist",
                split="artist", seeds="0", overrides={"train.epochs": 3}, out=out)
     return data, out
 
 
 @pytest.mark.parametrize("model, features", [("tfidf_logreg", "lyrics"), ("embedding_bag", "lyrics+artist"),
-                                             ("tfidf_linear_svm", "lyrics+artist"), ("nb_logreg", "lyrics+artist")])
+                                             ("tfidf_linear_svm", "lyrics+artist"), ("nb_logreg", "lyrics+artist"),
+                                             ("sentence_encoder", "lyrics"), ("ensemble", "lyrics+artist")])
 def test_bundle_in_a_fresh_process_reproduces_the_run(lyrics_runs, tmp_path, model, features):
     data, out = lyrics_runs
     run = next((out / "runs").glob(f"{model}.{features}.tuned.artist.s0-*"))

@@ -26,7 +26,7 @@ import pandas as pd
 
 from studybench.errors import StudybenchError
 from studybench.records import check_out_folder, read_record, write_json, write_text
-from studybench.runfolder import ARTIFACT_FILES, upgrade_metrics
+from studybench.runfolder import ARTIFACT_FILES, expand_files, upgrade_metrics
 
 BUNDLE_VERSION = 1
 
@@ -54,7 +54,7 @@ def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
         raise StudybenchError(f"{run_dir}: no exportable model (artifact kind {kind!r})")
     if config.get("task") == "reconstruction":
         raise StudybenchError(f"{run_dir}: an autoencoder reconstructs images; export a classifier run")
-    missing = [name for name in ARTIFACT_FILES[kind] if not (run_dir / name).is_file()]
+    missing = [name for name in expand_files(run_dir, ARTIFACT_FILES[kind]) if not (run_dir / name).is_file()]
     if missing:
         raise StudybenchError(f"{run_dir / missing[0]}: missing; the run's model cannot be exported")
     check_out_folder(out)
@@ -63,7 +63,8 @@ def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in ARTIFACT_FILES[kind]:
+    for name in expand_files(run_dir, ARTIFACT_FILES[kind]):
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run_dir / name, staging / name)
     study = config.get("study", "lyrics")
     test = metrics.get("test", {})
@@ -183,20 +184,11 @@ def load_bundle(path: str | Path) -> Bundle:
         raise StudybenchError(f"{path}: bundle format {version} is not supported by this studybench "
                               f"(it reads format {BUNDLE_VERSION}); export the run again")
     kind = meta.get("kind")
-    if kind == "sklearn":
-        from studybench.models.text.classic import ClassicModel
-
-        model = ClassicModel.load(path / "model.skops")
-    elif kind == "torch":
-        from studybench.models.text.neural import NeuralTextModel
-
-        model = NeuralTextModel.load(path / "model.json")
-    elif kind == "torch-image":
-        from studybench.models.image.model import ImageModel
-
-        model = ImageModel.load(path / "model.json")
-    else:
+    if kind not in ARTIFACT_FILES:
         raise StudybenchError(f"{path}: unknown model kind {kind!r} in bundle.json")
+    from studybench.models.artifacts import load_model
+
+    model = load_model(kind, path / ARTIFACT_FILES[kind][-1])
     classes = meta.get("classes")
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise StudybenchError(f"{path / 'bundle.json'}: no 'classes' list of class names")

@@ -201,6 +201,54 @@ def run_images_command(
 
 
 @app.command()
+def tune(
+    model: Annotated[str, typer.Argument(help="The lyrics model to tune (see `studybench list`; its search space with --params).")],
+    data: Annotated[Path, typer.Option(help="Labelled lyrics CSV, as for `run lyrics`.")],
+    features: Annotated[str, typer.Option(help="One feature set: lyrics or lyrics+artist.")] = "lyrics",
+    split: Annotated[Optional[str], typer.Option(help="artist, random or file, as for `run lyrics` (default: artist where the file names artists).")] = None,
+    test_data: Annotated[Optional[Path], typer.Option(help="Separate labelled test file (--split file); only reported, never used to choose.")] = None,
+    seed: Annotated[int, typer.Option(help="The split's and the search's seed.")] = 0,
+    trials: Annotated[int, typer.Option(help="Optuna trials (the preset is run as well, as the one to beat).")] = 30,
+    preset: PresetOption = "tuned",
+    set_: Annotated[list[str], typer.Option("--set", help="Fix a setting that is not searched (repeatable).")] = [],
+    config: ConfigOption = None,
+    out: Annotated[Path, typer.Option(help="Output folder: a run folder per trial, trials.csv and best.yaml. Finished trials are reused.")] = Path("runs/tune"),
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Never stop a neural trial early for being below the median of earlier ones.")] = False,
+    workers: WorkersOption = "auto",
+    threads: ThreadsOption = None,
+    ray: RayOption = None,
+) -> None:
+    """Search MODEL's declared parameter space with Optuna (TPE, seeded) on validation macro-F1.
+
+    Every trial is a run folder; the best parameters go to OUT/best.yaml, which
+    `studybench run lyrics --config` accepts. The test score of each trial is shown, never used."""
+    from studybench.studies.tune import tune_lyrics
+
+    with user_errors():
+        with _execution(workers, threads, ray, None) as execution, run_progress() as progress:
+            result = tune_lyrics(data, model, features, split, seed, trials, preset, _overrides(set_, config), out,
+                                 test_data, progress=progress, log=log, prune=not no_prune, **execution)
+    table = Table("trial", "state", "val macro-F1", "test macro-F1", "epochs", "params",
+                  title=f"{model}: trials by validation macro-F1", title_justify="left")
+    ranked = result.trials.sort_values("val_macro_f1", ascending=False, na_position="last")
+    for row in ranked.head(10).to_dict("records"):
+        params = ", ".join(f"{k}={_short(row[k])}" for k in result.best if k in row)
+        table.add_row(str(row["trial"]), row["state"], _score(row.get("val_macro_f1")),
+                      _score(row.get("test_macro_f1")), _score(row.get("epochs"), "{:.0f}"), escape(params))
+    out_console.print(table)
+    out_console.print(f"best validation macro-F1 {result.best_value:.4f} (preset {result.baseline_value:.4f}); "
+                      f"all trials in {out / 'trials.csv'}; best parameters in {result.yaml}")
+
+
+def _score(value, form: str = "{:.4f}") -> str:
+    return "" if value is None or value != value else form.format(value)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@app.command()
 def report(
     runs_dir: Annotated[Path, typer.Argument(help="A study's --out folder (or a folder holding several).")],
     out: Annotated[Optional[Path], typer.Option(help="Where report.html, report.md and figures/ go (default: RUNS_DIR).")] = None,
@@ -387,6 +435,9 @@ def list_command(
                 values = dataclasses.asdict(spec.resolve(preset))
                 shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "(none)"
                 out_console.print(f"[bold]{name}[/] \\[{preset}] {escape(shown)}", highlight=False)
+            if spec.space:
+                shown = ", ".join(f"{k} {d[0]} {d[1:] if d[0] != 'choice' else d[1]}" for k, d in spec.space.items())
+                out_console.print(f"[bold]{name}[/] \\[tune searches] {escape(shown)}", highlight=False)
     out_console.print("Feature sets (lyrics): lyrics, lyrics+artist")
     out_console.print("Splits: random, artist, file     Presets: seed (the study), tuned (default)")
     schemas = Table(title="Lyrics file schemas (detected from the header)", title_justify="left")

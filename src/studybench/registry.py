@@ -41,6 +41,9 @@ class ModelSpec:
     # False for a family the study never had: it has no ``seed`` preset (there is nothing of
     # the study's to reproduce), and ``--preset seed`` runs it with ``tuned`` (preset_for).
     in_study: bool = True
+    # What `studybench tune` searches, around the tuned preset: parameter key (as in presets)
+    # -> ("log", low, high) | ("float", low, high) | ("int", low, high) | ("choice", (values...)).
+    space: dict[str, tuple] = field(default_factory=dict)
 
     def preset_for(self, preset: str) -> str:
         """The preset this model runs under when a grid asks for ``preset``."""
@@ -84,6 +87,9 @@ def register(spec: ModelSpec) -> ModelSpec:
     if not spec.in_study and "seed" in spec.presets:
         raise ValueError(f"model {spec.name!r} is not in the study: it has no seed preset to reproduce")
     spec.resolve("seed"), spec.resolve("tuned")  # presets must name real fields
+    for key, dimension in spec.space.items():
+        if not spec.knows(key) or dimension[0] not in ("log", "float", "int", "choice"):
+            raise ValueError(f"model {spec.name!r}: search space entry {key!r}: {dimension!r}")
     _REGISTRY[spec.name] = spec
     return spec
 

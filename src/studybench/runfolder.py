@@ -40,6 +40,8 @@ METRICS_KEYS = (
 
 # Files a later run or a bundle needs to rebuild a run's model, by artifact kind.
 ARTIFACT_FILES = {"sklearn": ("model.skops",), "torch": ("model.safetensors", "model.json"),
+                  "torch-sentence": ("model.safetensors", "model.json"),
+                  "ensemble": ("members", "ensemble.json"),  # members/: each member's model files
                   "torch-image": ("model.safetensors", "model.json")}
 
 
@@ -149,9 +151,22 @@ def finished_runs(out: str | Path, run_ids=None) -> list[Run]:
 
 
 def artifact_files(config: dict) -> tuple[str, ...]:
-    """The files that hold a run's model (``config.json`` aside), from its artifact kind."""
+    """The files (or folders) that hold a run's model (``config.json`` aside), from its artifact kind."""
     artifact = config.get("artifact") or {}
     return ARTIFACT_FILES.get(artifact.get("kind"), ())
+
+
+def expand_files(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """``names`` relative to ``folder`` with every folder among them replaced by the files in it;
+    a missing name stays as it is (for the caller to report)."""
+    found = []
+    for name in names:
+        path = folder / name
+        if path.is_dir():
+            found += [str(p.relative_to(folder)) for p in sorted(path.rglob("*")) if p.is_file()]
+        else:
+            found.append(name)
+    return found
 
 
 # --------------------------------------------------------------------------- results.csv rows

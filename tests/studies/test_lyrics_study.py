@@ -23,7 +23,8 @@ from studybench.studies.lyrics import evaluate_run, load_run_model, run_lyrics
 from studybench.runfolder import RESULT_COLUMNS as COLUMNS
 from studybench.runfolder import collect_results
 
-RUN_FILES = {"config.json", "metrics.json", "predictions.csv", "model.skops", "environment.json", "split.json"}
+RUN_FILES = {"config.json", "metrics.json", "predictions.csv", "val_predictions.csv", "model.skops", "environment.json",
+             "split.json"}
 ARGS = dict(models="majority,tfidf_logreg", features="lyrics", seeds="0,1", preset="seed", split="random")
 
 

@@ -63,3 +63,33 @@ def load_weights(module, path: str | Path) -> None:
     except (RuntimeError, KeyError, ValueError) as exc:
         raise StudybenchError(f"{path}: weights do not fit the model "
                               f"({str(exc).strip().splitlines()[0][:200]})") from None
+
+
+def load_model(kind: str, path: str | Path) -> Any:
+    """A saved model of artifact ``kind`` (``model.kind`` when it was saved) from ``path``;
+    ``None`` for a kind this studybench does not know."""
+    if kind == "sklearn":
+        from studybench.models.text.classic import ClassicModel
+
+        return ClassicModel.load(path)
+    if kind == "torch":
+        from studybench.models.text.neural import NeuralTextModel
+
+        return NeuralTextModel.load(path)
+    if kind == "torch-sentence":
+        from studybench.models.text.sentence import SentenceModel
+
+        return SentenceModel.load(path)
+    if kind == "ensemble":
+        from studybench.models.text.ensemble import EnsembleModel
+
+        return EnsembleModel.load(path)
+    if kind == "torch-image":
+        from studybench.models.image.model import ImageModel
+
+        return ImageModel.load(path)
+    return None
+
+
+MEMBER_KINDS = ("sklearn", "torch", "torch-sentence")  # a lyrics model of one family
+LYRICS_KINDS = (*MEMBER_KINDS, "ensemble")  # what a lyrics run can hold

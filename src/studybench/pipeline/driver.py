@@ -22,7 +22,7 @@ from studybench.errors import Interrupted, StudybenchError
 from studybench.pipeline.executors import Executor
 from studybench.pipeline.jobs import Event, Job, Plan, RunFiles
 from studybench.records import RunWriter, file_lock, read_json, record_plan, write_csv, write_json
-from studybench.runfolder import artifact_files, collect_results
+from studybench.runfolder import artifact_files, collect_results, expand_files
 
 FAILURES = "failures.json"
 
@@ -96,10 +96,12 @@ def _source_files(folder: Path) -> RunFiles:
     if not (folder / "config.json").is_file():
         raise StudybenchError(f"{folder}: not a finished run folder (no config.json)")
     config = read_json(folder / "config.json")
-    names = ("config.json", *artifact_files(config))
+    names = expand_files(folder, ("config.json", *artifact_files(config)))
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise StudybenchError(f"{folder}: the run's {missing[0]} is missing")
+    # and what a run that combines others reads: its test metrics and its validation scores
+    names += [n for n in ("metrics.json", "val_predictions.csv") if (folder / n).is_file()]
     return {name: (folder / name).read_bytes() for name in names}
 
 

@@ -133,6 +133,7 @@ def plan_lyrics(
         raise StudybenchError(f"--preset {preset}: unknown preset (known: {', '.join(registry.PRESETS)})")
     params = {spec.name: spec.resolve(preset, {k: v for k, v in model_over.items() if spec.knows(k)})
               for spec in specs}
+    specs, params = _with_members(specs, params, preset, model_over, log)
     note_emulated_bf16(params, log)
     beyond = [spec.name for spec in specs if spec.preset_for(preset) != preset]
     if beyond and log:
@@ -182,20 +183,47 @@ def plan_lyrics(
         payloads[key] = functools.partial(make_split, train_data.frame, config.split, seed,
                                           test_loaded.frame if test_loaded else None, str(data),
                                           str(test_data or ""))
+        run_ids: dict[tuple[str, str], str] = {}  # (model, features) -> run id, for ensembles
         for spec in specs:
             run_preset = spec.preset_for(preset)
+            members = getattr(params[spec.name], "members", ())
             for fs in feature_sets:
                 record = {
                     "study": "lyrics", "model": spec.name, "features": fs, "preset": run_preset, "seed": seed,
                     "params": to_dict(params[spec.name]), "config": to_dict(config),
                     "data": train_data.digest, "test_data": test_digest,
                 }
+                if members:  # the member runs are part of what an ensemble run depends on
+                    record["sources"] = {m: run_ids[(m, fs)] for m in members}
                 run_id = f"{spec.name}.{fs}.{run_preset}.{kind}.s{seed}-{config_hash(record)}"
+                run_ids[(spec.name, fs)] = run_id
                 jobs.append(Job(run_id, "lyrics", RUNNER, spec.name, fs, run_preset, seed, record,
                                 DataRef(str(data), train_data.digest), inputs=(key,),
-                                params=params[spec.name], settings=config, context=context,
+                                sources=dict(record.get("sources", {})), params=params[spec.name],
+                                settings=config, context=context,
                                 cost=spec.relative_cost(run_preset, params[spec.name])))
     return Plan("lyrics", jobs, payloads)
+
+
+def _with_members(specs: list, params: dict, preset: str, model_over: dict, log) -> tuple[list, dict]:
+    """The grid's models with every ensemble's members added (with their own parameters) and
+    the ensembles last, so each combines runs of the same split, seed and feature set."""
+    combiners = [s for s in specs if getattr(params[s.name], "members", ())]
+    if not combiners:
+        return specs, params
+    added = []
+    for combiner in combiners:
+        for member in params[combiner.name].members:
+            spec = registry.get(member)
+            if spec.study != "lyrics" or getattr(spec.resolve("tuned"), "members", ()):
+                raise StudybenchError(f"--set model.members={member}: not a lyrics model an ensemble can combine")
+            if member not in params:
+                params[member] = spec.resolve(preset, {k: v for k, v in model_over.items() if spec.knows(k)})
+                specs.append(spec)
+                added.append(member)
+    if added and log:
+        log(f"ensemble: adds its members {', '.join(added)} to the grid (it combines their runs)")
+    return [s for s in specs if s not in combiners] + combiners, params
 
 
 def run_lyrics(
@@ -243,13 +271,18 @@ def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict
     model = spec.build(job.params, job.variant, job.seed)
     if hasattr(model, "on_epoch"):
         model.on_epoch = on_epoch
+    if getattr(model, "needs_sources", False):  # an ensemble: its members' run files
+        model.sources_ = dict(inputs.sources)
     started = time.perf_counter()
-    if model.kind == "torch":  # neural: save every epoch, resume after an interruption
+    if getattr(model, "resumable", False):  # neural: save every epoch, resume after an interruption
         selection = model.fit(split.train, split.val, checkpoint=inputs.checkpoint)
     else:
         selection = model.fit(split.train, split.val)
     # a resumed run also counts the training time of its interrupted attempts
     fit_seconds = time.perf_counter() - started + selection.get("seconds_before_resume", 0.0)
+    # validation scores as the model had them when it was selected (before any refit on
+    # train + validation): what an ensemble of this run chooses its weights on
+    val_scores, val_classes = getattr(model, "val_scores_", None) or (model.scores(split.val)[0], model.classes_)
     scores, score_kind, predicted, predict_seconds = _predict(model, split.test)
     classes = model.classes_
     metrics = classification_metrics(split.test["label"], predicted, sorted(set(classes) | set(split.test["label"])))
@@ -263,6 +296,9 @@ def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict
     predictions = split.test[["row", "song", "artist", "label"]].assign(predicted=predicted)
     score_cols = pd.DataFrame(scores, columns=[f"score:{c}" for c in classes])
     write_csv(folder / "predictions.csv", pd.concat([predictions, score_cols], axis=1))
+    val_cols = pd.DataFrame(val_scores, columns=[f"score:{c}" for c in val_classes])
+    write_csv(folder / "val_predictions.csv", pd.concat([split.val[["row", "label"]].reset_index(drop=True),
+                                                         val_cols], axis=1))
     write_metrics(
         folder, run_id=job.run_id, study="lyrics", model=job.model, preset=job.preset, seed=job.seed,
         features=job.variant, split=split.kind, task="classification",
@@ -281,8 +317,7 @@ def _predict(model, frame: pd.DataFrame) -> tuple[np.ndarray, str, np.ndarray, f
 
 def load_run_model(run_dir: str | Path):
     """The fitted model of a finished run, loaded without unrestricted unpickling."""
-    from studybench.models.text.classic import ClassicModel
-    from studybench.models.text.neural import NeuralTextModel
+    from studybench.models.artifacts import LYRICS_KINDS, load_model
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -290,12 +325,11 @@ def load_run_model(run_dir: str | Path):
         raise StudybenchError(f"{run_dir}: not a studybench run folder (no config.json)")
     config = read_record(config_path, "run record", keys=("run_id", "model", "features", "config", "artifact"))
     artifact = config["artifact"] if isinstance(config["artifact"], dict) else {}
-    loaders = {"sklearn": ClassicModel.load, "torch": NeuralTextModel.load}
     if config.get("study", "lyrics") != "lyrics":
         raise StudybenchError(f"{run_dir}: a run of the {config.get('study')} study; evaluate scores lyrics runs")
-    if artifact.get("kind") not in loaders or not isinstance(artifact.get("file"), str):
+    if artifact.get("kind") not in LYRICS_KINDS or not isinstance(artifact.get("file"), str):
         raise StudybenchError(f"{config_path}: unsupported model artifact {artifact!r}")
-    return config, loaders[artifact["kind"]](run_dir / artifact["file"])  # a missing file: named by its loader
+    return config, load_model(artifact["kind"], run_dir / artifact["file"])  # a missing file: named by its loader
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, overrides: dict[str, Any] | None = None) -> dict:

@@ -46,6 +46,9 @@ class TrainConfig:
     # auto: bf16 where this machine runs it natively (native_bf16), else 32
     grad_clip: float = 0.0  # max gradient norm; 0 disables (recurrent nets like 1.0)
     progress: bool = False  # Lightning's per-epoch bar (off: it fights the study's run bar)
+    prune_below: tuple[float, ...] = ()  # `studybench tune` sets it: stop after epoch e when the
+    # best monitor value so far is below prune_below[e-1] (the median of earlier trials there;
+    # Optuna's MedianPruner, decided in the run, so it works on any executor)
 
 
 class TensorBatches(IterableDataset):
@@ -148,7 +151,7 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from studybench.training.tasks import KeepBest, LastEpoch
+    from studybench.training.tasks import KeepBest, LastEpoch, PruneBelow
 
     config, net = task.config, task.net
     if config.schedule not in ("plateau", "onecycle"):
@@ -159,6 +162,12 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     train_loader = loader(train, config.batch_size, True, seed, trim)
     task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints
     callbacks = [EarlyStopping(config.monitor, patience=config.patience, mode="min" if best.lower else "max"), best]
+    prune = None
+    if config.prune_below:
+        if best.lower:
+            raise StudybenchError(f"--set train.prune_below: needs a monitor to maximise, not {config.monitor}")
+        prune = PruneBelow(best, config.prune_below)
+        callbacks.append(prune)
     resume, last = None, None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
@@ -191,6 +200,7 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     return {"history": task.history, "best_epoch": best.epoch, "monitor": config.monitor,
             "best_val_loss": kept.get("val_loss", float("nan")),
             "epochs_run": len(task.history), "precision": precision,
+            **({"pruned_at": prune.pruned_at} if prune is not None and prune.pruned_at else {}),
             # training time of earlier, interrupted attempts; add it to this process's time
             "seconds_before_resume": last.seconds_before if last is not None else 0.0}
 

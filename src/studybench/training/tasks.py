@@ -189,6 +189,21 @@ class KeepBest(L.Callback):
             self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
 
 
+class PruneBelow(L.Callback):
+    """Stops a trial whose best value so far (``best``, a :class:`KeepBest` placed before this
+    callback) is below ``thresholds[e - 1]`` after epoch ``e``; ``pruned_at`` is that epoch."""
+
+    def __init__(self, best: KeepBest, thresholds: tuple[float, ...]):
+        self.best, self.thresholds, self.pruned_at = best, tuple(thresholds), 0
+
+    def on_validation_end(self, trainer, module):
+        epoch = trainer.current_epoch + 1
+        if trainer.sanity_checking or epoch > len(self.thresholds):
+            return
+        if self.best.best < self.thresholds[epoch - 1]:
+            trainer.should_stop, self.pruned_at = True, epoch
+
+
 class LastEpoch(Checkpoint):
     """Writes the full training state to ``path`` after every epoch, atomically (a temporary
     file, then a rename), so a killed run resumes from its last finished epoch.

@@ -187,6 +187,9 @@ class ClassicModel:
         test split is never seen either way."""
         fitted, x_train, x_val = self._featurize(train, val)
         clf = self._select(x_train, train["label"].to_numpy(), x_val, val["label"].to_numpy())
+        # the chosen model's validation scores, before a refit sees those songs (for ensembles)
+        scores = clf.predict_proba(x_val) if hasattr(clf, "predict_proba") else clf.decision_function(x_val)
+        self.val_scores_ = (scores, [str(c) for c in clf.classes_])  # a refit may add a genre only val has
         if self.refit:
             both = pd.concat([train, val], ignore_index=True)
             fitted, x_both, _ = self._featurize(both, None)
@@ -348,6 +351,8 @@ register(ModelSpec(
     presets={"seed": {},  # the study: 5,000 unigram features, default C, max_iter 1000
              "tuned": {**_TUNED_TFIDF, "C": (2.0, 4.0, 8.0), "class_weight": "balanced"}},
     cost={"seed": 1.4, "tuned": 31},
+    space={"C": ("log", 0.25, 64.0), "ngram_max": ("int", 1, 2), "min_df": ("int", 1, 5),
+           "sublinear_tf": ("choice", (True, False)), "class_weight": ("choice", ("balanced", None))},
 ))
 register(ModelSpec(
     name="tfidf_linear_svm", study="lyrics", family="tfidf",
@@ -355,6 +360,8 @@ register(ModelSpec(
     params=SvmParams, build=_build_svm,
     presets={"seed": {}, "tuned": {**_TUNED_TFIDF, "C": (0.03, 0.1, 0.3), "class_weight": "balanced"}},
     cost={"seed": 0.9, "tuned": 7.5},
+    space={"C": ("log", 0.005, 2.0), "ngram_max": ("int", 1, 2), "min_df": ("int", 1, 5),
+           "sublinear_tf": ("choice", (True, False)), "class_weight": ("choice", ("balanced", None))},
 ))
 register(ModelSpec(
     name="decision_tree", study="lyrics", family="tree",
@@ -376,4 +383,6 @@ register(ModelSpec(
     presets={"tuned": {"C": (0.003, 0.01, 0.03), "class_weight": "balanced", "artist_dropout": 0.5,
                        "refit": True}},
     cost={"tuned": 150},
+    space={"C": ("log", 1e-3, 0.1), "alpha": ("log", 0.1, 4.0), "word_ngram_max": ("int", 1, 3),
+           "char_max": ("choice", (0, 4, 5, 6)), "min_df": ("int", 1, 4), "class_weight": ("choice", ("balanced", None))},
 ))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studybench.errors import StudybenchError
-from studybench.models.text.neural import TUNED_BUDGET, TUNED_SELECTION, NeuralParams, neural_builder
+from studybench.models.text.neural import TRAIN_SPACE, TUNED_BUDGET, TUNED_SELECTION, NeuralParams, neural_builder
 from studybench.models.text.rnn import masked_pool, run_recurrent
 from studybench.registry import ModelSpec, register
 
@@ -182,6 +182,7 @@ register(ModelSpec(
     presets={"seed": {},  # 3 x [Conv1D(30, 3) -> BN -> ReLU -> MaxPool 2 -> Dropout 0.2] -> Flatten -> Dense 50
              "tuned": {**_TUNED, "filters": 128, "pooling": "max", "dense": 64, "dropout": 0.3}},
     cost={"seed": 286, "tuned": 280},
+    space=TRAIN_SPACE,
 ))
 register(ModelSpec(
     name="cnn_multi_kernel", study="lyrics", family="cnn",
@@ -191,6 +192,7 @@ register(ModelSpec(
              "tuned": {**_TUNED, "kernels": (3, 4, 5), "parallel": True, "filters": 100,
                        "pooling": "max", "dense": 0, "dropout": 0.5}},
     cost={"seed": 297, "tuned": 347},
+    space=TRAIN_SPACE,
 ))
 register(ModelSpec(
     name="cnn_lstm", study="lyrics", family="cnn",
@@ -200,6 +202,7 @@ register(ModelSpec(
              "tuned": {**_TUNED, **_GLOVE, "filters": 64, "hidden": 64, "bidirectional": True,
                        "dropout": 0.3, "train.grad_clip": 1.0}},
     cost={"seed": 119, "tuned": 141},
+    space=TRAIN_SPACE,
 ))
 register(ModelSpec(
     name="cnn_flat_lstm", study="lyrics", family="cnn",
@@ -210,4 +213,5 @@ register(ModelSpec(
              "tuned": {**_TUNED, **_GLOVE, "max_len": 200, "pool": 3, "hidden": 32,  # 180 scalar steps
                        "train.grad_clip": 1.0}},
     cost={"seed": 1230, "tuned": 215},
+    space=TRAIN_SPACE,
 ))

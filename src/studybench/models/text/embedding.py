@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from studybench.errors import StudybenchError
-from studybench.models.text.neural import TUNED_SELECTION, NeuralParams, neural_builder
+from studybench.models.text.neural import TRAIN_SPACE, TUNED_SELECTION, NeuralParams, neural_builder
 from studybench.models.text.rnn import masked_pool
 from studybench.registry import ModelSpec, register
 
@@ -70,6 +70,8 @@ def make_bag_trunk(p: BagParams, vocab_size: int) -> PooledTrunk:
 # validation), mean and max pooling, artist dropout; no class weights (they cost 3-6 points
 # of macro-F1 on tcc). Chosen on the validation split of tcc, artist split, seed 0.
 _TUNED = {**TUNED_SELECTION, "pooling": "mean_max", "artist_dropout": 0.5, "train.batch_size": 32}
+_SPACE = {**TRAIN_SPACE, "pooling": ("choice", ("mean", "mean_max")), "dense": ("choice", (32, 64, 128, 256)),
+          "dropout": ("float", 0.0, 0.5)}
 
 register(ModelSpec(
     name="embedding_bag", study="lyrics", family="embedding",
@@ -78,6 +80,7 @@ register(ModelSpec(
     # seed: Embedding(20k,100) -> average pool -> Dropout 0.2 -> Dense 64 relu -> Dropout 0.2, batch 32
     presets={"seed": {"train.batch_size": 32}, "tuned": _TUNED},
     cost={"seed": 39, "tuned": 132},
+    space=_SPACE,
 ))
 register(ModelSpec(
     name="pretrained_embedding", study="lyrics", family="embedding",
@@ -86,4 +89,5 @@ register(ModelSpec(
     presets={"seed": {"train.batch_size": 32},  # frozen GloVe 50d -> mean -> Dense 64 relu -> Dropout 0.2
              "tuned": {**_TUNED, "freeze": False}},  # fine-tuned GloVe: val 0.354, test 0.385
     cost={"seed": 21, "tuned": 56},
+    space=_SPACE,
 ))

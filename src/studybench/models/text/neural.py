@@ -47,6 +47,10 @@ TUNED_SELECTION = {"train.monitor": "val_macro_f1"}
 # the runs took 134 epochs instead of 168 (benchmarks/RESULTS.md, "Epoch budget"). The bag
 # models keep 20 / 5: two of their runs peaked late (epochs 13 and 18), and an epoch costs 5 s.
 TUNED_BUDGET = {"train.epochs": 15, "train.patience": 3}
+# What `studybench tune` searches for every neural lyrics family (a family adds its own keys):
+# the rate and batch size around the study's (1e-3; 32 and 1000), L2, and artist dropout.
+TRAIN_SPACE = {"train.lr": ("log", 2e-4, 5e-3), "train.batch_size": ("choice", (32, 64, 128, 256)),
+               "train.weight_decay": ("choice", (0.0, 1e-4, 1e-3, 1e-2)), "artist_dropout": ("float", 0.0, 0.8)}
 
 
 def _save_token_ids(value: tuple[torch.Tensor, torch.Tensor], folder: Path) -> None:
@@ -100,10 +104,25 @@ def pretrained_vectors(embedding: nn.Embedding, params: NeuralParams, vocabulary
     return coverage
 
 
+def label_tensors(frame: pd.DataFrame, features: str, artists: list[str], classes: list[str],
+                  with_labels: bool) -> dict[str, torch.Tensor]:
+    """The artist ids (``lyrics+artist``; 0 is the unknown-artist bucket) and label ids of
+    ``frame`` for a model whose training split had ``artists`` and ``classes``."""
+    tensors = {}
+    if features == "lyrics+artist":
+        index = {a: i + 1 for i, a in enumerate(artists)}
+        tensors["artist"] = torch.tensor([index.get(a, 0) for a in frame["artist"]], dtype=torch.long)
+    if with_labels:
+        lookup = {c: i for i, c in enumerate(classes)}
+        tensors["y"] = torch.tensor([lookup[c] for c in frame["label"]], dtype=torch.long)
+    return tensors
+
+
 class NeuralTextModel:
     """Fit/predict/save wrapper with the same interface as the classical models."""
 
     kind = "torch"
+    resumable = True  # fit takes a checkpoint file: the engine saves every epoch
 
     def __init__(self, name: str, make_trunk: TrunkFactory, params: NeuralParams, features: str,
                  seed: int = 0):
@@ -137,14 +156,8 @@ class NeuralTextModel:
 
     def _tensors(self, frame: pd.DataFrame, with_labels: bool) -> dict[str, torch.Tensor]:
         ids, lengths = self._encode(frame["text"])
-        tensors = {"ids": ids, "lengths": lengths}
-        if self.features == "lyrics+artist":
-            index = {a: i + 1 for i, a in enumerate(self.artists_)}  # 0: unknown artist bucket
-            tensors["artist"] = torch.tensor([index.get(a, 0) for a in frame["artist"]], dtype=torch.long)
-        if with_labels:
-            lookup = {c: i for i, c in enumerate(self.classes_)}
-            tensors["y"] = torch.tensor([lookup[c] for c in frame["label"]], dtype=torch.long)
-        return tensors
+        return {"ids": ids, "lengths": lengths,
+                **label_tensors(frame, self.features, self.artists_, self.classes_, with_labels)}
 
     def prepare(self, train: pd.DataFrame, val: pd.DataFrame) -> tuple[dict, dict]:
         """Learn the encoding, artists and classes on ``train``; the tensors of both parts."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from studybench.errors import StudybenchError
-from studybench.models.text.neural import TUNED_BUDGET, TUNED_SELECTION, NeuralParams, neural_builder
+from studybench.models.text.neural import TRAIN_SPACE, TUNED_BUDGET, TUNED_SELECTION, NeuralParams, neural_builder
 from studybench.registry import ModelSpec, register
 from studybench.training import engine
 
@@ -168,6 +168,7 @@ register(ModelSpec(
     presets={"seed": {},  # Embedding(20k,100) -> SimpleRNN(10) -> BatchNorm -> Dropout 0.2
              "tuned": {**_TUNED, "hidden": 64, "bidirectional": True, "pooling": "max"}},
     cost={"seed": 55, "tuned": 125},
+    space=TRAIN_SPACE,
 ))
 register(ModelSpec(
     name="lstm", study="lyrics", family="recurrent",
@@ -176,6 +177,7 @@ register(ModelSpec(
     presets={"seed": {"pooling": "flatten"},  # LSTM(10, all steps) -> Flatten -> BatchNorm -> Dropout
              "tuned": {**_TUNED, "hidden": 96, "bidirectional": True, "pooling": "max"}},
     cost={"seed": 121, "tuned": 446},
+    space=TRAIN_SPACE,
 ))
 register(ModelSpec(
     name="lstm_stacked", study="lyrics", family="recurrent",
@@ -186,4 +188,5 @@ register(ModelSpec(
              "tuned": {**_TUNED, "layers": 2, "norm_between": True, "norm_out": True, "hidden": 64,
                        "bidirectional": True, "pooling": "max"}},
     cost={"seed": 127, "tuned": 595},
+    space=TRAIN_SPACE,
 ))
