@@ -132,3 +132,25 @@ def test_predict_cli_inputs_and_errors(lyrics_runs, tmp_path):
     (tmp_path / "cols.csv").write_text("a,b\n1,2\n")
     result = runner.invoke(app, ["predict", str(bundle), str(tmp_path / "cols.csv")])
     assert result.exit_code == 2 and "no lyrics column" in result.output
+
+
+def test_the_service_serves_the_families_beyond_the_study(lyrics_runs, tmp_path):
+    """An ensemble and a sentence-encoder bundle answer /predict/lyrics as they predict."""
+    from fastapi.testclient import TestClient
+
+    from studybench.serve import create_app
+
+    _, out = lyrics_runs
+    paths = [export_bundle(next((out / "runs").glob(f"{model}.lyrics+artist.tuned.artist.s0-*")), tmp_path / model)
+             for model in ("ensemble", "sentence_encoder")]
+    client = TestClient(create_app(paths), raise_server_exceptions=False)
+    assert {m["name"] for m in client.get("/models").json()} == {"ensemble", "sentence_encoder"}
+    lyrics = "guitar thunder highway engine storm steel"
+    for path in paths:
+        answer = client.post("/predict/lyrics", json={"lyrics": lyrics, "artist": "Someone New",
+                                                      "model": path.name, "top_k": 3})
+        assert answer.status_code == 200, answer.text
+        scores, _ = load_bundle(path).predict_lyrics([lyrics], ["Someone New"])
+        served = {p["label"]: p["probability"] for p in answer.json()["predictions"]}
+        classes = json.loads((path / "bundle.json").read_text())["classes"]
+        assert served == pytest.approx(dict(zip(classes, scores[0].tolist())), abs=1e-6)

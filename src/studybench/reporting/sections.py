@@ -209,14 +209,23 @@ def _lyrics_frame(runs: list[Run]) -> pd.DataFrame:
         rows.append({"run": r, "model": m["model"], "features": m["features"], "preset": m["preset"],
                      "split": m["split"], "seed": m["seed"], "accuracy": m["test"]["accuracy"],
                      "macro_f1": m["test"]["macro_f1"], "fit_seconds": m.get("fit_seconds", np.nan),
+                     "predict_seconds": np.nan if m.get("predict_seconds") is None else m["predict_seconds"],
                      "n_params": m.get("n_params"), "data": Path(r.config["data"]["path"]).name})
     return pd.DataFrame(rows)
+
+
+def _seconds(value: float) -> str:
+    """Seconds for a table: blank when not recorded, two decimals below 10 s."""
+    if value != value:
+        return ""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 def _summary(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     g = frame.groupby(keys, sort=False)
     table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"), macro_f1=("macro_f1", "mean"),
-                  fit_seconds=("fit_seconds", "mean"), n_params=("n_params", "max")).reset_index()
+                  fit_seconds=("fit_seconds", "mean"), predict_seconds=("predict_seconds", "mean"),
+                  n_params=("n_params", "max")).reset_index()
     table["accuracy_std"] = g["accuracy"].apply(_std).to_numpy()
     table["macro_f1_std"] = g["macro_f1"].apply(_std).to_numpy()
     return table.sort_values("macro_f1", ascending=False, kind="stable").reset_index(drop=True)
@@ -235,11 +244,11 @@ def lyrics_sections(c: Collected) -> list[Section]:
                f"study's own validation accuracy of its network (the seed preset) on its data (Kaggle, 10 "
                f"genres, random split), for context only.")
         rows = [(r.model, r.features, r.preset, r.seeds, _pm(r.accuracy, r.accuracy_std),
-                 _pm(r.macro_f1, r.macro_f1_std), f"{r.fit_seconds:.1f}",
+                 _pm(r.macro_f1, r.macro_f1_std), f"{r.fit_seconds:.1f}", _seconds(r.predict_seconds),
                  "" if r.n_params != r.n_params or r.n_params is None else f"{int(r.n_params):,}",
                  LYRICS_VALIDATION_ACCURACY.get(r.model, ""))
                 for r in part.itertuples()]
-        s.table(["model", "features", "preset", "seeds", "accuracy", "macro-F1", "fit s", "params",
+        s.table(["model", "features", "preset", "seeds", "accuracy", "macro-F1", "fit s", "predict s", "params",
                  "study (val.)"], rows)
         labels = [f"{r.model} · {r.features}" + (f" · {r.preset}" if part["preset"].nunique() > 1 else "")
                   for r in part.itertuples()]
