@@ -25,7 +25,7 @@ def lyrics_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bundle")
     data = write_rows(tmp / "train.csv", KAGGLE_TRAIN_HEADER, kaggle_train_rows(per_class=16))
     out = tmp / "out"
-    # ensemble: its default members nb_logreg, sentence_encoder and tfidf_linear_svm
+    # ensemble: its default members nb_logreg, sentence_encoder, pretrained_embedding, tfidf_linear_svm, tfidf_logreg
     run_lyrics(data, models="tfidf_logreg,tfidf_linear_svm,embedding_bag,nb_logreg,ensemble", features="lyrics,lyrics+artist",
                split="artist", seeds="0", overrides={"train.epochs": 3}, out=out)
     return data, out
