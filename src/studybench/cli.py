@@ -253,16 +253,17 @@ def report(
     runs_dir: Annotated[Path, typer.Argument(help="A study's --out folder (or a folder holding several).")],
     out: Annotated[Optional[Path], typer.Option(help="Where report.html, report.md and figures/ go (default: RUNS_DIR).")] = None,
     readme: Annotated[Optional[Path], typer.Option(help="Also rewrite this README's results section (between <!-- results:start --> and <!-- results:end -->) from the runs.")] = None,
+    readme_section: Annotated[str, typer.Option(help="The README section to rewrite: NAME between <!-- NAME:start --> and <!-- NAME:end -->.")] = "results",
 ) -> None:
     """Build report.html (figures embedded) and report.md from run folders, without retraining."""
     from studybench.reporting.report import build_report, check_readme, update_readme
 
     with user_errors():
         if readme is not None:
-            check_readme(readme)  # before anything is written
+            check_readme(readme, readme_section)  # before anything is written
         page = build_report(runs_dir, out)
         if readme is not None:
-            update_readme(readme, runs_dir)
+            update_readme(readme, runs_dir, readme_section)
     out_console.print(f"report: {page} (and report.md)" + (f"; results section of {readme} rewritten" if readme else ""))
 
 

@@ -186,6 +186,16 @@ def test_readme_results_section_is_generated(study, tmp_path):
     (tmp_path / "plain.md").write_text("no markers")
     with pytest.raises(StudybenchError, match="no <!-- results:start -->"):
         update_readme(tmp_path / "plain.md", study)
+    # a second generated section, from other runs, leaves the first alone
+    readme.write_text(readme.read_text() + "\n<!-- results-beyond:start -->\nold\n<!-- results-beyond:end -->\n")
+    first = readme.read_text().split("<!-- results:end -->")[0]
+    update_readme(readme, study, "results-beyond")
+    text = readme.read_text()
+    assert text.split("<!-- results:end -->")[0] == first and "\nold\n" not in text
+    beyond = text.split("<!-- results-beyond:start -->")[1]
+    assert "--readme-section results-beyond" in beyond and "| tfidf_logreg | lyrics | tuned | 3 |" in beyond
+    with pytest.raises(StudybenchError, match="readme-section"):
+        update_readme(readme, study, "bad name -->")
 
 
 def test_protocol_names_every_commit_and_thread_setting(study, tmp_path):
