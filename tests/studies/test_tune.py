@@ -97,3 +97,12 @@ def test_tune_command(corpus, tmp_path):
     assert "best validation macro-F1" in result.output and (tmp_path / "out" / "best.yaml").is_file()
     bad = CliRunner().invoke(app, ["tune", "majority", "--data", str(corpus), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "no search space" in bad.output
+
+
+def test_runs_without_pruning_keep_the_ids_they_had_before_it_existed(corpus):
+    plain = plan_lyrics(corpus, models="embedding_bag", features="lyrics", seeds="0").jobs[0]
+    assert "prune_below" not in plain.record["params"]["train"]  # unset: not part of the id
+    pruned = plan_lyrics(corpus, models="embedding_bag", features="lyrics", seeds="0",
+                         overrides={"train.prune_below": "0,0,0.5"}).jobs[0]
+    assert pruned.record["params"]["train"]["prune_below"] == [0.0, 0.0, 0.5]
+    assert pruned.run_id != plain.run_id

@@ -73,3 +73,16 @@ def note_emulated_bf16(params: dict[str, Any], log) -> None:
         log(f"note: {', '.join(slow)} train with bf16 autocast, but this machine has no native bf16 "
             "(no CUDA GPU with bf16; the CPU lacks AVX-512 BF16 and AMX): emulated bf16 ran 7-12x slower "
             "than fp32 on such a CPU. --set train.precision=auto trains in bf16 only where it is native.")
+
+
+def run_params(params: Any) -> dict[str, Any]:
+    """A model's parameters as a run records and hashes them (its id): a setting only
+    `studybench tune` sets (``train.prune_below``) is left out while unset, so adding it left
+    the id, and the reuse, of every earlier run unchanged."""
+    from studybench.config import to_dict
+
+    data = to_dict(params)
+    train = data.get("train")
+    if isinstance(train, dict) and not train.get("prune_below"):
+        train.pop("prune_below", None)
+    return data

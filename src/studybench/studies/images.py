@@ -48,6 +48,7 @@ from studybench.studies.common import (
     note_emulated_bf16,
     parse_list,
     parse_seeds,
+    run_params,
     seed_everything,
 )
 
@@ -181,7 +182,7 @@ def plan_images(
         for spec in specs:
             run_preset = spec.preset_for(preset)  # a family the study never had runs tuned
             record = {**base, "preset": run_preset, "stage": "block1", "model": spec.name, "seed": seed,
-                      "params": to_dict(params[spec.name]), "fraction": config.data.train_fraction}
+                      "params": run_params(params[spec.name]), "fraction": config.data.train_fraction}
             run_id = f"{spec.name}.{run_preset}.b1.s{seed}-{config_hash(record)}"
             record["run_id"] = run_id
             block1[spec.name] = run_id

@@ -45,6 +45,7 @@ from studybench.studies.common import (
     note_emulated_bf16,
     parse_list,
     parse_seeds,
+    run_params,
     seed_everything,
 )
 
@@ -190,7 +191,7 @@ def plan_lyrics(
             for fs in feature_sets:
                 record = {
                     "study": "lyrics", "model": spec.name, "features": fs, "preset": run_preset, "seed": seed,
-                    "params": to_dict(params[spec.name]), "config": to_dict(config),
+                    "params": run_params(params[spec.name]), "config": to_dict(config),
                     "data": train_data.digest, "test_data": test_digest,
                 }
                 if members:  # the member runs are part of what an ensemble run depends on
