@@ -232,7 +232,8 @@ def tune(
                   title=f"{model}: trials by validation macro-F1", title_justify="left")
     ranked = result.trials.sort_values("val_macro_f1", ascending=False, na_position="last")
     for row in ranked.head(10).to_dict("records"):
-        params = ", ".join(f"{k}={_short(row[k])}" for k in result.best if k in row)
+        params = ", ".join(f"{k}={_short(row[k])}" for k in result.best if k in row and row[k] == row[k]) \
+            or "(the preset's own)"
         table.add_row(str(row["trial"]), row["state"], _score(row.get("val_macro_f1")),
                       _score(row.get("test_macro_f1")), _score(row.get("epochs"), "{:.0f}"), escape(params))
     out_console.print(table)
