@@ -7,9 +7,10 @@ through the same engine and the same artist head as every neural lyrics model: a
 relu layer (``hidden``; 0 makes it a linear model) with dropout, then the shared
 :class:`~studybench.models.heads.ClassifierHead`.
 
-The encoder stays frozen: on a CPU fine-tuning a transformer on 20k songs is hours per
-epoch, and the head trains in seconds on the cached vectors. Fine-tuning is a GPU option
-for later (its gain on lyrics genre is unmeasured here).
+The encoder stays frozen by default: on a CPU fine-tuning a transformer on 20k songs is hours
+per epoch, and the head trains in seconds on the cached vectors. ``fine_tune=true`` trains the
+encoder too (:class:`EncoderClassifier`, on each song's first chunk), for GPU machines; its gain
+on lyrics genre is unmeasured here (no GPU was lent), its mechanics are tested on a tiny input.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class SentenceParams:
     dropout: float = 0.2  # before and after the Dense layer
     artist_dim: int = 16  # size of the artist embedding in the head (lyrics+artist)
     artist_dropout: float = 0.0  # share of training songs sent to the unknown-artist bucket
+    fine_tune: bool = False  # train the encoder too, on each song's first chunk (a GPU option:
+    # on a 2-core CPU one epoch of tcc would take hours); the saved model then holds the encoder
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64))
 
     def encoding(self) -> EncoderSettings:
@@ -75,6 +78,22 @@ class VectorClassifier(nn.Module):
         return self.head(self.trunk(embedding), artist)
 
 
+class EncoderClassifier(nn.Module):
+    """``ids [B, T]``, ``lengths [B]`` (+ ``artist``) -> logits, training the encoder itself:
+    its mean token vector (L2-normalised, as the frozen vectors are) into the same head."""
+
+    def __init__(self, encoder: nn.Module, p: SentenceParams, n_classes: int, n_artists: int):
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = VectorClassifier(int(encoder.config.hidden_size), p, n_classes, n_artists)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, artist: torch.Tensor | None = None) -> torch.Tensor:
+        mask = (torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]).long()
+        hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return self.classifier(nn.functional.normalize(pooled, dim=1), artist)
+
+
 class SentenceModel:
     """Fit/score/save like every lyrics model; the song vectors come from the cache."""
 
@@ -92,13 +111,27 @@ class SentenceModel:
                               cache=None if store or len(texts) >= STORE_WHEN_SCORING else False)
         return torch.from_numpy(vectors)
 
+    def _first_chunks(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """Word-piece ids of each song's first chunk ([CLS] ... [SEP]) and their lengths."""
+        self._encoder._load()
+        encoded = self._encoder.tokenizer(frame["text"].astype(str).tolist(), truncation=True,
+                                          max_length=self.params.chunk_tokens, padding="longest",
+                                          return_tensors="pt")
+        return {"ids": encoded["input_ids"], "lengths": encoded["attention_mask"].sum(1)}
+
     def _tensors(self, frame: pd.DataFrame, with_labels: bool, store: bool = False) -> dict[str, torch.Tensor]:
-        tensors = {"embedding": self._vectors(frame, store)}
+        tensors = self._first_chunks(frame) if self.params.fine_tune else {"embedding": self._vectors(frame, store)}
         return {**tensors, **label_tensors(frame, self.features, self.artists_, self.classes_, with_labels)}
 
-    def _build(self) -> VectorClassifier:
+    def _build(self) -> nn.Module:
+        import copy
+
         torch.manual_seed(self.seed)
         n_artists = len(self.artists_) if self.features == "lyrics+artist" else 0
+        if self.params.fine_tune:
+            self._encoder._load()
+            encoder = copy.deepcopy(self._encoder.net).float().train()  # its own, trainable copy
+            return EncoderClassifier(encoder, self.params, len(self.classes_), n_artists)
         return VectorClassifier(self.dim_, self.params, len(self.classes_), n_artists)
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame, checkpoint: Path | None = None) -> dict[str, Any]:
@@ -110,20 +143,21 @@ class SentenceModel:
             raise StudybenchError("the validation split has no song of a training genre; "
                                   "early stopping needs some (more songs, or --set split.val_size)")
         train_tensors, val_tensors = self._tensors(train, True, store=True), self._tensors(val, True, store=True)
-        self.dim_ = int(train_tensors["embedding"].shape[1])
+        self.dim_ = self._encoder.dim if self.params.fine_tune else int(train_tensors["embedding"].shape[1])
         self.net_ = self._build()
         self.n_params_ = sum(t.numel() for t in self.net_.parameters())
         result = fit_classifier(self.net_, train_tensors, val_tensors, len(self.classes_), self.params.train,
-                                self.seed, on_epoch=self.on_epoch, checkpoint=checkpoint)
+                                self.seed, trim=self.params.fine_tune, on_epoch=self.on_epoch, checkpoint=checkpoint)
         self.history_ = result.pop("history")
         return {**result, "encoder": self.params.encoder, "embedding_dim": self.dim_, "n_params": self.n_params_,
                 "n_artists": len(self.artists_) if self.features == "lyrics+artist" else 0}
 
     def scores(self, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
-        return predict_proba(self.net_, self._tensors(frame, False)), "probability"
+        return predict_proba(self.net_, self._tensors(frame, False), trim=self.params.fine_tune), "probability"
 
     def save(self, folder: str | Path) -> str:
-        """``model.safetensors`` (the head) and ``model.json``; the encoder is named, not copied."""
+        """``model.safetensors`` (the head; with ``fine_tune`` the encoder too) and ``model.json``
+        (a frozen encoder is named, not copied)."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
