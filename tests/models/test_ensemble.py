@@ -112,3 +112,26 @@ def test_ensemble_run_weights_members_on_validation_and_reloads(corpus, tmp_path
     assert sorted(p.name for p in (run / "members").iterdir()) == ["majority", "tfidf_linear_svm", "tfidf_logreg"]
     model = load_model("ensemble", run / "ensemble.json")
     assert model.weights_ == selection["weights"] and model.classes_ == config["classes"]
+
+
+def test_the_weights_do_not_change_when_the_test_rows_change(tmp_path):
+    """Nothing of the test part reaches the choice: the same training file with two different
+    test files (--split file) gives the same members' validation scores and the same weights."""
+    rows = kaggle_train_rows(per_class=30, artists_per_genre=6)
+    data = write_rows(tmp_path / "train.csv", KAGGLE_TRAIN_HEADER, rows)
+    selections = []
+    for name, test_rows in (("a", kaggle_train_rows(per_class=4, artists_per_genre=2)),
+                            ("b", kaggle_train_rows(per_class=9, artists_per_genre=3)[::2])):
+        test = write_rows(tmp_path / f"test_{name}.csv", KAGGLE_TRAIN_HEADER, test_rows)
+        out = tmp_path / name
+        run_lyrics(data, test_data=test, models="ensemble", features="lyrics", seeds="0",
+                   overrides={"model.members": "tfidf_logreg,tfidf_linear_svm,majority", "model.step": 0.25}, out=out)
+        run = next((out / "runs").glob("ensemble.*"))
+        selections.append((json.loads((run / "metrics.json").read_text()), out))
+    (first, out_a), (second, out_b) = selections
+    assert first["sizes"]["test"] != second["sizes"]["test"]  # really other test rows
+    assert first["selection"] == second["selection"]  # weights, temperatures, validation scores
+    for member in ("tfidf_logreg", "tfidf_linear_svm"):
+        a = pd.read_csv(next((out_a / "runs").glob(f"{member}.*")) / "val_predictions.csv")
+        b = pd.read_csv(next((out_b / "runs").glob(f"{member}.*")) / "val_predictions.csv")
+        pd.testing.assert_frame_equal(a, b)
