@@ -70,7 +70,7 @@ def run_progress():
             if run_id not in rows:
                 rows[run_id] = bar.add_task(f"  {run_id}", total=None, note="")
             bar.update(rows[run_id], completed=running.epoch, total=running.max_epochs or None,
-                       note=f"epochs · {running.text}" if running.epoch else "")
+                       note=" · ".join(filter(None, (running.stage, running.text))) if running.epoch else "")
 
     try:
         yield update

@@ -48,7 +48,7 @@ def test_the_cache_embeds_each_song_once(encoder, monkeypatch, tmp_path):
     settings = encoder.settings
     calls = []
     real = encoder.encode
-    monkeypatch.setattr(encoder, "encode", lambda texts: calls.append(list(texts)) or real(texts))
+    monkeypatch.setattr(encoder, "encode", lambda texts, progress=None: calls.append(list(texts)) or real(texts))
     first = embed_songs([A, B, A], settings, encoder)
     assert calls == [[A, B]]  # a repeated song is embedded once
     again = embed_songs([B, "swing piano", A], settings, encoder)
@@ -92,3 +92,10 @@ def test_a_window_longer_than_the_encoder_reads_is_refused():
 def test_an_encoder_folder_without_a_model_is_named(tmp_path):
     with pytest.raises(StudybenchError, match="not all-MiniLM-L6-v2 nor a sentence-transformers folder"):
         SongEncoder(EncoderSettings(encoder=str(tmp_path))).encode(["x"])
+
+
+def test_progress_counts_chunks_up_to_the_total(encoder):
+    heard = []
+    encoder.encode([A, B, A + " " + B, "swing"], progress=lambda done, total: heard.append((done, total)))
+    assert heard and heard[-1] == (5, 5)  # four songs, one of them two chunks
+    assert [d for d, _ in heard] == sorted(d for d, _ in heard)

@@ -32,3 +32,26 @@ def test_fine_tuning_trains_the_encoder_and_reloads(tmp_path):
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
     loaded = load_model(model.kind, tmp_path / model.save(tmp_path))
     np.testing.assert_allclose(loaded.scores(test)[0], scores, atol=1e-6)
+
+
+def test_the_study_display_hears_the_embedding(tmp_path, monkeypatch):
+    """A first run embeds its songs before training: its line in the display counts the chunks."""
+    from conftest import KAGGLE_TRAIN_HEADER, kaggle_train_rows, write_rows
+
+    from studybench.studies.lyrics import run_lyrics
+
+    monkeypatch.setenv("STUDYBENCH_PREP_CACHE", "0")  # embed even if another test cached these songs
+    data = write_rows(tmp_path / "train.csv", KAGGLE_TRAIN_HEADER, kaggle_train_rows(per_class=10))
+    seen = []
+
+    def progress(event, status):
+        if event.kind == "epoch":
+            running = status.running[event.run_id]
+            seen.append((running.stage, running.epoch, running.max_epochs))
+
+    run_lyrics(data, models="sentence_encoder", features="lyrics", split="artist", seeds="0",
+               overrides={"train.epochs": 2}, out=tmp_path / "out", progress=progress)
+    embedding = [s for s in seen if s[0] == "embedding chunks"]
+    assert embedding and embedding[0][2] > 0 and any(done == total for _, done, total in embedding)
+    assert ("epochs", 2, 2) in seen  # then the training epochs, on the same line
+    assert seen.index(embedding[0]) < seen.index(("epochs", 1, 2))

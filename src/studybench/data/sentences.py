@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,8 +133,9 @@ class SongEncoder:
         return chunks, np.asarray(owner)
 
     @torch.inference_mode()
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts`` (no cache): token-weighted mean of L2-normalised chunk vectors."""
+    def encode(self, texts: list[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Vectors of ``texts`` (no cache): token-weighted mean of L2-normalised chunk vectors.
+        ``progress(done, total)`` hears the chunks embedded so far (about 2% at a time)."""
         self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -141,6 +143,7 @@ class SongEncoder:
         order = np.argsort([len(c) for c in chunks], kind="stable")  # similar lengths: little padding
         vectors = np.zeros((len(chunks), self.dim), dtype=np.float32)
         device = next(self.net.parameters()).device
+        step = max(self.batch_size, len(order) // 50)  # progress about every 2%
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
             width = max(len(chunks[r]) for r in rows)
@@ -153,6 +156,9 @@ class SongEncoder:
             hidden = self.net(input_ids=ids, attention_mask=mask).last_hidden_state.float()
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
             vectors[rows] = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
+            done = min(start + self.batch_size, len(order))
+            if progress and (done == len(order) or done // step > (done - len(rows)) // step):
+                progress(done, len(order))
         weights = np.asarray([len(c) - 2 for c in chunks], dtype=np.float32).clip(min=1)
         songs = np.zeros((len(texts), self.dim), dtype=np.float32)
         np.add.at(songs, owner, vectors * weights[:, None])
@@ -180,7 +186,7 @@ def _read_shards(folder: Path) -> dict[bytes, np.ndarray]:
 
 
 def embed_songs(texts: list[str], settings: EncoderSettings, encoder: SongEncoder | None = None,
-                cache: bool | None = None) -> np.ndarray:
+                cache: bool | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """float32 ``[len(texts), dim]``: cached vectors where known, the rest embedded (and stored)."""
     from safetensors.numpy import save_file
 
@@ -190,7 +196,7 @@ def embed_songs(texts: list[str], settings: EncoderSettings, encoder: SongEncode
     if cache is None:
         cache = os.environ.get("STUDYBENCH_PREP_CACHE", "1") != "0"
     if not cache:
-        return encoder.encode(texts)
+        return encoder.encode(texts, progress)
     folder = cache_folder(settings)
     keys = [digest(t) for t in texts]
     with file_lock(folder / "embed.lock"):  # another worker embedding these songs: wait, then read
@@ -198,7 +204,7 @@ def embed_songs(texts: list[str], settings: EncoderSettings, encoder: SongEncode
         missing = list(dict.fromkeys(k for k in keys if k not in known))
         if missing:
             index = {k: t for k, t in zip(keys, texts)}
-            vectors = encoder.encode([index[k] for k in missing])
+            vectors = encoder.encode([index[k] for k in missing], progress)
             name = f"{uuid.uuid4().hex}.safetensors"
             save_file({"digests": np.frombuffer(b"".join(missing), dtype=np.uint8).reshape(-1, 16),
                        "vectors": vectors}, str(folder / f".{name}.partial"))

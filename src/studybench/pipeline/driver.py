@@ -45,6 +45,7 @@ class Running:
     epoch: int = 0
     max_epochs: int = 0
     text: str = ""  # the last epoch's metric, for the display
+    stage: str = "epochs"  # what epoch / max_epochs count: epochs, or a preparation step's units
 
 
 @dataclass
@@ -177,8 +178,13 @@ def execute_plan(plan: Plan, out: str | Path, executor: Executor, progress: Prog
         current = status.running.get(event.run_id)
         if current is None:
             return  # a late event of a job already settled
-        if event.kind == "epoch":
+        if event.kind == "epoch" and "prepare" in (event.data or {}):  # a long preparation step
+            row = event.data
+            current.stage, current.text = str(row["prepare"]), ""
+            current.epoch, current.max_epochs = int(row.get("done", 0)), int(row.get("total", 0))
+        elif event.kind == "epoch":
             row = event.data or {}
+            current.stage = "epochs"
             current.epoch, current.max_epochs = int(row.get("epoch", 0)), int(row.get("max_epochs", 0))
             metric = next((k for k in ("val_macro_f1", "val_accuracy", "val_psnr") if k in row), None)
             current.text = f"{metric.replace('_', ' ')} {row[metric]:.3f}" if metric else ""

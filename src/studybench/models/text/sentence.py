@@ -107,8 +107,12 @@ class SentenceModel:
 
     def _vectors(self, frame: pd.DataFrame, store: bool) -> torch.Tensor:
         texts = frame["text"].astype(str).tolist()
+        progress = None
+        if self.on_epoch is not None:  # the run's line in the study's display: chunks embedded
+            progress = lambda done, total: self.on_epoch({"prepare": "embedding chunks", "done": done,  # noqa: E731
+                                                          "total": total})
         vectors = embed_songs(texts, self.params.encoding(), self._encoder,
-                              cache=None if store or len(texts) >= STORE_WHEN_SCORING else False)
+                              cache=None if store or len(texts) >= STORE_WHEN_SCORING else False, progress=progress)
         return torch.from_numpy(vectors)
 
     def _first_chunks(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
