@@ -110,6 +110,20 @@ def check_out_folder(out: str | Path, option: str = "--out") -> Path:
     return out
 
 
+@contextlib.contextmanager
+def complete_description(path: str | Path, what: str = "model") -> Iterator[None]:
+    """Reading a saved model's description inside this block: any failure but a
+    :class:`StudybenchError` (a missing key, a wrong type: a damaged file fails in many ways)
+    becomes one line naming ``path``."""
+    try:
+        yield
+    except StudybenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise StudybenchError(f"{path}: not a complete {what} description "
+                              f"({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
 def read_model_json(path: str | Path, version: int, what: str, kind: str | None = None) -> dict:
     """A saved model's ``model.json``; unreadable, of another format version (or of another
     ``kind``) is a one-line error naming ``what`` ("model", "image model")."""

@@ -45,6 +45,13 @@ def load_sklearn(path: str | Path) -> Any:
         raise StudybenchError(f"{path}: not a readable model artifact ({type(exc).__name__})") from None
 
 
+def save_weights(module, folder: str | Path) -> None:
+    """``module``'s weights as ``folder/model.safetensors`` (no pickle)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, Path(folder) / "model.safetensors")
+
+
 def load_weights(module, path: str | Path) -> None:
     """Load a safetensors file into ``module``: missing, truncated, foreign or of another
     architecture is a one-line error naming the file (never unpickled: safetensors)."""

@@ -94,10 +94,10 @@ class ImageModel:
 
     # --- storage -------------------------------------------------------------------
     def save(self, folder: str | Path) -> str:
-        from safetensors.torch import save_file
+        from studybench.models.artifacts import save_weights
 
         folder = Path(folder)
-        save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, folder / "model.safetensors")
+        save_weights(self.net_, folder)
         meta = {"format_version": FORMAT_VERSION, "kind": self.kind, "task": self.task,
                 "recipe": self.recipe, "seed": self.seed, "classes": self.classes_,
                 "image_size": self.image_size_}

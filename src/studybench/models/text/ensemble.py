@@ -34,7 +34,7 @@ import pandas as pd
 
 from studybench.errors import StudybenchError
 from studybench.models.artifacts import MEMBER_KINDS, load_model
-from studybench.records import read_model_json, write_json
+from studybench.records import complete_description, read_model_json, write_json
 from studybench.registry import ModelSpec, register
 
 FORMAT_VERSION = 1
@@ -196,18 +196,13 @@ class EnsembleModel:
     def load(cls, path: str | Path) -> EnsembleModel:
         path = Path(path)
         meta = read_model_json(path, FORMAT_VERSION, "ensemble")
-        try:
+        with complete_description(path, "ensemble"):
             model = cls(EnsembleParams(members=tuple(meta["members"])), meta["features"], meta["seed"])
             model.classes_ = list(meta["classes"])
             model.weights_ = {k: float(v) for k, v in meta["weights"].items()}
             model.temperatures_ = {k: (float(v) if v else None) for k, v in meta["temperatures"].items()}
             model.n_params_ = int(meta.get("n_params", 0))
             described = {name: (m["kind"], m["file"]) for name, m in meta["members"].items()}
-        except StudybenchError:
-            raise
-        except Exception as exc:  # noqa: BLE001  a damaged description: any of many ways
-            raise StudybenchError(f"{path}: not a complete ensemble description "
-                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
         model.members_ = {}
         for name, (kind, file) in described.items():
             if kind not in MEMBER_KINDS or "/" in file or "\\" in file or name.startswith("."):

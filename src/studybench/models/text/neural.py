@@ -28,7 +28,7 @@ from studybench.data.embeddings import load_glove
 from studybench.data.text import TextEncoder
 from studybench.errors import StudybenchError
 from studybench.models.heads import ClassifierHead, TextClassifier
-from studybench.records import read_json, read_model_json, write_json
+from studybench.records import complete_description, read_json, read_model_json, write_json
 from studybench.training.engine import TrainConfig, fit_classifier, predict_proba
 
 FORMAT_VERSION = 1
@@ -195,11 +195,10 @@ class NeuralTextModel:
     # --- storage ---------------------------------------------------------------------
     def save(self, folder: str | Path) -> str:
         """Write ``model.safetensors`` and ``model.json`` into ``folder``; return the JSON name."""
-        from safetensors.torch import save_file
+        from studybench.models.artifacts import save_weights
 
         folder = Path(folder)
-        state = {k: v.contiguous() for k, v in self.net_.state_dict().items()}
-        save_file(state, folder / "model.safetensors")
+        save_weights(self.net_, folder)
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "features": self.features,
                 "seed": self.seed, "params": to_dict(self.params), "classes": self.classes_,
                 "artists": self.artists_, "encoder": self.encoder_.to_state(),
@@ -214,7 +213,7 @@ class NeuralTextModel:
 
         path = Path(path)
         meta = read_model_json(path, FORMAT_VERSION, "model")
-        try:
+        with complete_description(path):
             spec = registry.get(meta["model"])
             model = cls(meta["model"], spec.build.make_trunk, from_dict(spec.params, meta["params"]),
                         meta["features"], meta["seed"])
@@ -222,11 +221,6 @@ class NeuralTextModel:
             model.coverage_ = meta.get("vector_coverage")
             model.encoder_ = TextEncoder.from_state(meta["encoder"])
             model.net_ = model._build(len(model.classes_))
-        except StudybenchError:
-            raise
-        except Exception as exc:  # a damaged description: any of many ways  # noqa: BLE001
-            raise StudybenchError(f"{path}: not a complete model description "
-                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
         load_weights(model.net_, path.with_name("model.safetensors"))
         model.net_.eval()
         return model

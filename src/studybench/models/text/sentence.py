@@ -34,7 +34,7 @@ from studybench.data.sentences import (
 from studybench.errors import StudybenchError
 from studybench.models.heads import ClassifierHead
 from studybench.models.text.neural import TRAIN_SPACE, TUNED_SELECTION, label_tensors
-from studybench.records import read_model_json, write_json
+from studybench.records import complete_description, read_model_json, write_json
 from studybench.registry import ModelSpec, register
 from studybench.training.engine import TrainConfig, fit_classifier, predict_proba
 
@@ -107,10 +107,11 @@ class SentenceModel:
 
     def _vectors(self, frame: pd.DataFrame, store: bool) -> torch.Tensor:
         texts = frame["text"].astype(str).tolist()
-        progress = None
-        if self.on_epoch is not None:  # the run's line in the study's display: chunks embedded
-            progress = lambda done, total: self.on_epoch({"prepare": "embedding chunks", "done": done,  # noqa: E731
-                                                          "total": total})
+
+        def progress(done: int, total: int) -> None:  # the run's line in the study's display
+            if self.on_epoch is not None:
+                self.on_epoch({"prepare": "embedding chunks", "done": done, "total": total})
+
         vectors = embed_songs(texts, self.params.encoding(), self._encoder,
                               cache=None if store or len(texts) >= STORE_WHEN_SCORING else False, progress=progress)
         return torch.from_numpy(vectors)
@@ -162,10 +163,10 @@ class SentenceModel:
     def save(self, folder: str | Path) -> str:
         """``model.safetensors`` (the head; with ``fine_tune`` the encoder too) and ``model.json``
         (a frozen encoder is named, not copied)."""
-        from safetensors.torch import save_file
+        from studybench.models.artifacts import save_weights
 
         folder = Path(folder)
-        save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, folder / "model.safetensors")
+        save_weights(self.net_, folder)
         write_json(folder / "model.json", {
             "format_version": FORMAT_VERSION, "model": self.name, "features": self.features, "seed": self.seed,
             "params": to_dict(self.params), "classes": self.classes_, "artists": self.artists_, "dim": self.dim_})
@@ -178,17 +179,12 @@ class SentenceModel:
 
         path = Path(path)
         meta = read_model_json(path, FORMAT_VERSION, "model")
-        try:
+        with complete_description(path):
             spec = registry.get(meta["model"])
             model = cls(meta["model"], from_dict(spec.params, meta["params"]), meta["features"], meta["seed"])
             model.classes_, model.artists_ = list(meta["classes"]), list(meta["artists"])
             model.dim_ = int(meta["dim"])
             model.net_ = model._build()
-        except StudybenchError:
-            raise
-        except Exception as exc:  # a damaged description: any of many ways  # noqa: BLE001
-            raise StudybenchError(f"{path}: not a complete model description "
-                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
         load_weights(model.net_, path.with_name("model.safetensors"))
         model.net_.eval()
         return model
