@@ -38,8 +38,9 @@ class ModelSpec:
     # runs first, so none is left running alone at the end): one-thread fit seconds on tcc,
     # artist split, from the README's results. Never reported as a result.
     cost: dict[str, float] = field(default_factory=dict)
-    # False for a family the study never had: it has no ``seed`` preset (there is nothing of
-    # the study's to reproduce), and ``--preset seed`` runs it with ``tuned`` (preset_for).
+    # False for a family the study never had: its ``seed`` preset, if it has one, is the
+    # published recipe it comes from (there is nothing of the study's to reproduce); without
+    # one, ``--preset seed`` runs it with ``tuned`` (preset_for).
     in_study: bool = True
     # What `studybench tune` searches, around the tuned preset: parameter key (as in presets)
     # -> ("log", low, high) | ("float", low, high) | ("int", low, high) | ("choice", (values...)).
@@ -47,7 +48,7 @@ class ModelSpec:
 
     def preset_for(self, preset: str) -> str:
         """The preset this model runs under when a grid asks for ``preset``."""
-        return "tuned" if preset == "seed" and not self.in_study else preset
+        return "tuned" if preset == "seed" and not self.in_study and "seed" not in self.presets else preset
 
     def relative_cost(self, preset: str, params: Any) -> float:
         """This model's scheduling weight under ``preset``, scaled by its epochs if overridden."""
@@ -84,8 +85,6 @@ def register(spec: ModelSpec) -> ModelSpec:
     for preset in PRESETS if spec.in_study else ("tuned",):
         if preset not in spec.presets:
             raise ValueError(f"model {spec.name!r} lacks the {preset!r} preset")
-    if not spec.in_study and "seed" in spec.presets:
-        raise ValueError(f"model {spec.name!r} is not in the study: it has no seed preset to reproduce")
     spec.resolve("seed"), spec.resolve("tuned")  # presets must name real fields
     for key, dimension in spec.space.items():
         if not spec.knows(key) or dimension[0] not in ("log", "float", "int", "choice"):

@@ -12,14 +12,15 @@ from studybench.data.images import ImageSet
 from studybench.errors import StudybenchError
 from studybench.models.image.layers import Frozen, Preprocess
 from studybench.models.image.model import ImageModel
-from studybench.models.image.transfer import ARMS, transfer_model
+from studybench.models.image.transfer import ARMS, NEEDS, transfer_model
 
 IMAGE_MODELS = registry.names("images")
 COMBOS = [(n, p) for n in IMAGE_MODELS for p in registry.PRESETS]
 
 
 def test_every_image_family_is_registered():
-    assert set(IMAGE_MODELS) == {"cnn_basic", "cnn_tanh", "cnn_sigmoid_out", "cnn_skip", "conv_autoencoder"}
+    assert set(IMAGE_MODELS) == {"cnn_basic", "cnn_tanh", "cnn_sigmoid_out", "cnn_skip", "conv_autoencoder",
+                                 "whitened_cnn"}
 
 
 def _pixels(n=4, seed=0):
@@ -42,7 +43,9 @@ def test_forward_backward(name, preset):
         assert out.shape == (4, 5)
         loss = F.cross_entropy(out, torch.tensor([0, 1, 2, 3]))
     loss.backward()
-    for pname, parameter in net.named_parameters():
+    trainable = [(pname, p) for pname, p in net.named_parameters() if p.requires_grad]
+    assert trainable
+    for pname, parameter in trainable:
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), pname
 
 
@@ -153,13 +156,14 @@ def test_transfer_arms_start_from_the_block1_weights(sources, arm):
         assert not torch.equal(net.trunk.blocks[0].convs[0].weight, cnn.net_.trunk.blocks[0].convs[0].weight)
     else:
         part = net.parts[0].module if arm.endswith("frozen") else net.parts[0]
-        if arm.startswith("cnn"):
+        if "cnn" in NEEDS[arm]:
             assert torch.equal(part[1].blocks[0].convs[0].weight, cnn.net_.trunk.blocks[0].convs[0].weight)
             assert torch.equal(part[0].mean, cnn.net_.preprocess.mean)  # block-1 scaling kept
         else:
             assert torch.equal(part[1].encoder.layers[0].weight, ae.net_.encoder.layers[0].weight)
     result = model.fit(train, val, prepare)
     assert result["epochs_run"] == 2
+    assert model.net_.tta == cnn.net_.tta == 1  # scored with the same test-time views as scratch
     if arm.endswith("_frozen"):
         assert result["n_trainable"] < result["n_params"]
         trunk = model.net_.parts[0].module[1]
@@ -222,3 +226,153 @@ def test_same_seed_same_model(sources):
         model.fit(train, val)
         scores.append(model.scores(val)[0])
     assert (scores[0] == scores[1]).all()
+
+
+# --------------------------------------------------------------------------- whitened_cnn, LP-FT, full-rate fine-tuning
+
+WHITENED_SHORT = {"train.epochs": 3, "train.batch_size": 16, "widths": (8, 16, 16), "whiten_images": 64}
+
+
+@pytest.fixture(scope="module")
+def whitened():
+    """A block-1 whitened_cnn, trained for three epochs."""
+    spec = registry.get("whitened_cnn")
+    model = spec.build(spec.resolve("tuned", WHITENED_SHORT), "images", 0)
+    model.fit(_image_set(12), _image_set(4, seed=1))
+    return model
+
+
+def _patch_covariance(net, images):
+    """Covariance of the whitening layer's first half of outputs (the eigen-directions)."""
+    trunk = net.trunk
+    with torch.no_grad():
+        x = net.preprocess.scaled(images)
+        y = F.conv2d(x, trunk.whiten.weight[: trunk.whiten.out_channels // 2])
+    y = y.permute(1, 0, 2, 3).reshape(y.shape[1], -1).double()
+    return y @ y.T / y.shape[1]
+
+
+def test_whitening_layer_whitens_its_training_patches_and_stays_fixed(whitened):
+    spec = registry.get("whitened_cnn")
+    torch.manual_seed(0)
+    net = spec.build.factory(spec.resolve("tuned", {"widths": (8, 16, 16)}), 3, 32)
+    g = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 200, (40, 1, 32, 32), generator=g)  # strongly correlated channels
+    images = (base + torch.randint(0, 50, (40, 3, 32, 32), generator=g)).to(torch.uint8)
+    net.preprocess.fit_statistics(images)
+    eye = torch.eye(12, dtype=torch.float64)
+    assert (_patch_covariance(net, images) - eye).abs().max() > 0.3  # not yet whitened (random filters)
+    spec.build.initialize(net, images)
+    covariance = _patch_covariance(net, images)
+    assert torch.allclose(covariance, eye, atol=0.02)
+    w = net.trunk.whiten.weight
+    assert torch.equal(w[:12], -w[12:]) and not w.requires_grad
+    # training never moves the filters; only their bias learns
+    spec_model = spec.build(spec.resolve("tuned", WHITENED_SHORT), "images", 0)
+    train = _image_set(12)
+    before = {}
+
+    def remember(net, images):
+        spec.build.initialize(net, images)
+        before["w"] = net.trunk.whiten.weight.clone()
+        before["b"] = net.trunk.whiten.bias.clone()
+
+    spec_model.initialize = remember
+    spec_model.fit(train, _image_set(4, seed=1))
+    assert torch.equal(spec_model.net_.trunk.whiten.weight, before["w"])
+    assert not torch.equal(spec_model.net_.trunk.whiten.bias, before["b"])
+
+
+def test_test_time_views_average_mirror_and_shifts():
+    from studybench.models.image.layers import test_time_logits
+
+    images = _pixels(3).float()
+    seen = []
+
+    def logits(x):
+        seen.append(x.clone())
+        return x.mean(dim=(1, 2, 3))[:, None]
+
+    assert torch.equal(test_time_logits(logits, images, 0), logits(images))
+    seen.clear()
+    level2 = test_time_logits(logits, images, 2)
+    assert len(seen) == 6  # image, mirror; each of two shifted views and its mirror
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    assert any(torch.equal(s, padded[..., :32, :32]) for s in seen)
+    assert any(torch.equal(s, padded[..., 2:, 2:]) for s in seen)
+    m = [float(s.mean()) for s in seen]
+    # the shifted views first (up-left, its mirror, down-right, its mirror), then the image and its mirror
+    expected = 0.5 * (m[4] + m[5]) / 2 + 0.5 * ((m[0] + m[1]) / 2 + (m[2] + m[3]) / 2) / 2
+    assert float(level2.mean()) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(StudybenchError, match="model.tta=3"):
+        test_time_logits(logits, images, 3)
+
+
+@pytest.mark.parametrize("arm", ["scratch", "cnn_finetune", "cnn_finetune_full", "lp_ft", "cnn_frozen"])
+def test_every_cnn_arm_takes_a_whitened_trunk(whitened, arm):
+    model, prepare = transfer_model(arm, whitened, None, seed=0)
+    train, val = _image_set(8, n_classes=2, seed=2), _image_set(3, n_classes=2, seed=3)
+    result = model.fit(train, val, prepare)
+    net = model.net_
+    if arm == "scratch":  # its own whitening, from block 2's images
+        assert not torch.equal(net.trunk.whiten.weight, whitened.net_.trunk.whiten.weight)
+    else:
+        trunk = (net.parts[0].module if arm == "cnn_frozen" else net.parts[0])[1]
+        assert torch.equal(trunk.whiten.weight, whitened.net_.trunk.whiten.weight)  # block 1's, never trained
+        assert net.tta == 2  # whitened_cnn's test-time views
+    assert result["epochs_run"] == 3
+    if arm == "cnn_finetune_full":
+        assert [g["lr"] for g in net.param_groups(0.2)] == [0.2, 0.2]
+
+
+def test_lp_ft_probes_with_a_fixed_trunk_then_tunes_everything(whitened):
+    model, prepare = transfer_model("lp_ft", whitened, None, seed=0, probe_share=0.34)
+    train, val = _image_set(8, n_classes=2, seed=2), _image_set(3, n_classes=2, seed=3)
+    net = model._build(2, 32)
+    prepare(net)
+    assert net.probe_epochs == 1  # a third of 3 epochs
+    start = {k: v.clone() for k, v in net.parts.state_dict().items()}  # weights and BN statistics
+    head = {k: v.clone() for k, v in net.head.state_dict().items()}
+    net.set_probing(True)
+    net.train()
+    assert not any(m.training for m in net.parts.modules())
+    assert all(g["lr"] == 0.2 for g in net.param_groups(0.2)) and len(net.param_groups(0.2)) == 1
+    net.set_probing(False)
+    assert [g["lr"] for g in net.param_groups(0.2)] == pytest.approx([0.02, 0.02])  # head as slow as the trunk
+
+    probed = {}
+    from studybench.models.image import model as model_module
+    real_fit = model_module.fit_classifier
+
+    def spy(net, *args, **kwargs):
+        result = real_fit(net, *args, **kwargs)
+        if net.probing:
+            probed["parts"] = {k: v.clone() for k, v in net.parts.state_dict().items()}
+            probed["head"] = {k: v.clone() for k, v in net.head.state_dict().items()}
+        return result
+
+    model_module.fit_classifier = spy
+    try:
+        model.net_ = None
+        result = model.fit(train, val, prepare)
+    finally:
+        model_module.fit_classifier = real_fit
+    assert all(torch.equal(start[k], v) for k, v in probed["parts"].items())  # the probe moved nothing below
+    assert any(not torch.equal(head[k], v) for k, v in probed["head"].items())  # but trained the head
+    final = model.net_.parts.state_dict()
+    assert any(not torch.equal(start[k], final[k]) for k in start)  # fine-tuning moved the trunk
+    assert [row["phase"] for row in model.history_] == ["probe", "tune", "tune"]
+    assert [row["epoch"] for row in model.history_] == [1, 2, 3] and result["epochs_run"] == 3
+    with pytest.raises(StudybenchError, match="probe_share=1"):
+        transfer_model("lp_ft", whitened, None, 0, probe_share=1.0)
+
+
+def test_whitened_model_saves_and_loads(whitened, tmp_path):
+    test = _image_set(3, seed=5)
+    loaded = ImageModel.load(tmp_path / whitened.save(tmp_path))
+    assert (loaded.scores(test)[0] == whitened.scores(test)[0]).all()
+    model, prepare = transfer_model("lp_ft", whitened, None, seed=0)
+    model.fit(_image_set(6, n_classes=2), _image_set(2, n_classes=2, seed=1), prepare)
+    (tmp_path / "t").mkdir()
+    again = ImageModel.load(tmp_path / "t" / model.save(tmp_path / "t"))
+    assert (again.scores(test)[0] == model.scores(test)[0]).all()

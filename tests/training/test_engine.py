@@ -67,3 +67,56 @@ def test_the_kept_epoch_can_follow_macro_f1():
 def test_unknown_monitor_is_a_one_line_error():
     with pytest.raises(StudybenchError, match="train.monitor=val_psnr: expected val_loss, val_macro_f1"):
         fit_classifier(Scripted(), _data(6), _data(3), 3, TrainConfig(epochs=1, monitor="val_psnr"), seed=0)
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+
+def _noisy(n: int, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    return {"x": F.one_hot(y, 3).float() + torch.randn(n, 3, generator=g), "y": y}
+
+
+def _val_loss(net: nn.Module, val: dict[str, torch.Tensor]) -> float:
+    net.eval()
+    with torch.no_grad():
+        return float(F.cross_entropy(net(val["x"]), val["y"]))
+
+
+def test_the_weight_average_is_what_is_scored_and_kept():
+    """With train.ema the validation scores the averaged weights, and those (not the raw
+    weights of the same epoch) are the ones kept: the restored network reproduces the
+    reported validation loss exactly."""
+    train, val = _noisy(64, 0), _noisy(30, 1)
+    torch.manual_seed(0)
+    net = Linear()
+    config = TrainConfig(epochs=4, batch_size=8, lr=0.5, patience=10, ema=0.9, optimizer="sgd")
+    result = fit_classifier(net, train, val, 3, config, seed=0)
+    kept = result["history"][result["best_epoch"] - 1]["val_loss"]
+    assert _val_loss(net, val) == pytest.approx(kept, rel=1e-6)
+    torch.manual_seed(0)
+    raw = Linear()
+    raw_result = fit_classifier(raw, train, val, 3, TrainConfig(epochs=4, batch_size=8, lr=0.5, patience=10,
+                                                                 optimizer="sgd"), seed=0)
+    assert not torch.allclose(raw.layer.weight, net.layer.weight)  # the average is not the last step
+    assert [r["train_loss"] for r in raw_result["history"]] == [r["train_loss"] for r in result["history"]]
+
+
+def test_sgd_is_nesterov_and_options_are_checked():
+    from studybench.training.tasks import optimizer
+
+    net = Linear()
+    opt = optimizer([{"params": list(net.parameters()), "lr": 0.1}],
+                    TrainConfig(optimizer="sgd", momentum=0.8, weight_decay=1e-4))
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.8 and opt.defaults["weight_decay"] == 1e-4
+    for bad, match in (({"optimizer": "lamb"}, "train.optimizer=lamb"), ({"ema": 1.0}, "train.ema=1.0")):
+        with pytest.raises(StudybenchError, match=match):
+            fit_classifier(Linear(), _noisy(8, 0), _noisy(4, 1), 3, TrainConfig(epochs=1, **bad), seed=0)

@@ -32,7 +32,11 @@ class TrainConfig:
     epochs: int = 20  # the study's maximum; early stopping usually ends sooner
     batch_size: int = 1000  # the study's batch for its recurrent and CNN models
     lr: float = 1e-3  # Adam's default, as in the study
-    weight_decay: float = 0.0  # L2 on all weights (AdamW-style decoupled)
+    weight_decay: float = 0.0  # L2 on all weights (AdamW-style decoupled; coupled for sgd)
+    optimizer: str = "adam"  # adam (the study's; AdamW with weight_decay) | sgd (Nesterov momentum)
+    momentum: float = 0.9  # sgd only: Nesterov momentum
+    ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is
+    # what validation scores and what is kept (0: off; 0.99-0.999 smooths the last noisy steps)
     patience: int = 5  # epochs without a better validation loss before stopping (the study's)
     monitor: str = "val_loss"  # what early stopping and the kept epoch follow: val_loss (the
     # study's, lowest) | val_macro_f1 or val_accuracy (highest; classification) | val_psnr
@@ -151,13 +155,17 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from studybench.training.tasks import KeepBest, LastEpoch, PruneBelow
+    from studybench.training.tasks import EMA, KeepBest, LastEpoch, PruneBelow
 
     config, net = task.config, task.net
     if config.schedule not in ("plateau", "onecycle"):
         raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
     if config.monitor not in task.monitors:
         raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(task.monitors)}")
+    if config.optimizer not in ("adam", "sgd"):
+        raise StudybenchError(f"--set train.optimizer={config.optimizer}: expected adam or sgd")
+    if not 0 <= config.ema < 1:
+        raise StudybenchError(f"--set train.ema={config.ema}: expected 0 (off) or a decay in (0, 1)")
     best = KeepBest(config.monitor)
     train_loader = loader(train, config.batch_size, True, seed, trim)
     task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints
@@ -168,6 +176,8 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
             raise StudybenchError(f"--set train.prune_below: needs a monitor to maximise, not {config.monitor}")
         prune = PruneBelow(best, config.prune_below)
         callbacks.append(prune)
+    if config.ema:  # after KeepBest: the averaged weights are still in place when it keeps them
+        callbacks.append(EMA(config.ema))
     resume, last = None, None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)

@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, WeightAveraging
 from torch import nn
 
 from studybench.training.engine import TrainConfig
@@ -39,6 +39,17 @@ def adam(groups, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     if weight_decay:
         return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=fused)
     return torch.optim.Adam(groups, lr=lr, fused=fused)
+
+
+def optimizer(groups, config: TrainConfig) -> torch.optim.Optimizer:
+    """``train.optimizer``: Adam (:func:`adam`) or SGD with Nesterov momentum (the CIFAR
+    speed-run recipes'), with coupled weight decay as those recipes use it."""
+    if config.optimizer == "sgd":
+        groups = list(groups)
+        fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True,
+                               weight_decay=config.weight_decay, fused=fused)
+    return adam(groups, config.lr, config.weight_decay)
 
 
 class _Task(L.LightningModule):
@@ -94,16 +105,17 @@ class _Task(L.LightningModule):
         # A network may ask for its own groups (e.g. a pretrained trunk at a lower rate).
         groups = self.net.param_groups(c.lr) if hasattr(self.net, "param_groups") else \
             [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr": c.lr}]
-        optimizer = adam(groups, c.lr, c.weight_decay)
+        optim = optimizer(groups, c)
         if c.schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=[g["lr"] for g in groups],
+                optim, max_lr=[g["lr"] for g in groups],
+                cycle_momentum=c.optimizer == "adam",  # Adam's beta1 as before; SGD's momentum stays fixed
                 # at least 10 steps: OneCycleLR cannot split fewer into its two phases
                 total_steps=max(int(self.trainer.estimated_stepping_batches), 10), pct_start=0.25)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+            return {"optimizer": optim, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=c.lr_factor, patience=c.lr_patience, min_lr=c.min_lr)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+            optim, factor=c.lr_factor, patience=c.lr_patience, min_lr=c.min_lr)
+        return {"optimizer": optim, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
 
 
 class ClassificationTask(_Task):
@@ -187,6 +199,27 @@ class KeepBest(L.Callback):
         if (value < self.best) if self.lower else (value > self.best):
             self.best, self.epoch = value, trainer.current_epoch + 1
             self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+
+
+class EMA(WeightAveraging):
+    """Lightning's weight averaging as an exponential moving average of the weights (and
+    BatchNorm statistics), updated after every step, swapped in for validation as usual but
+    swapped back only when validation has *ended*: :class:`KeepBest` (placed before this
+    callback) then keeps the averaged weights that were scored, not the raw ones. At the end
+    of training the average replaces the weights. The update is torch's ``lerp`` form, which
+    leaves a fixed weight (a frozen layer) bit-for-bit unchanged."""
+
+    def __init__(self, decay: float):
+        from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+        super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        pass  # not yet: the epoch's metrics are logged after this hook (see KeepBest)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._average_model is not None and not trainer.sanity_checking:
+            self._swap_models(pl_module)
 
 
 class PruneBelow(L.Callback):

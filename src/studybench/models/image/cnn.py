@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studybench.errors import StudybenchError
-from studybench.models.image.layers import Preprocess, activation, mlp
+from studybench.models.image.layers import Preprocess, activation, mlp, test_time_logits, tta_level
 from studybench.training.engine import TrainConfig
 
 # The study's image training: Adam, up to 40 epochs, early stopping patience 5,
@@ -164,18 +164,20 @@ def make_head(p: CnnParams, trunk: ConvTrunk, n_classes: int) -> nn.Module:
 
 
 class ImageClassifier(nn.Module):
-    """raw uint8 images -> logits: preprocess, trunk, head (and, if asked, the mean with the
-    mirrored image's logits at evaluation: test-time flip augmentation)."""
+    """raw uint8 images -> logits: preprocess, trunk, head; at evaluation, averaged over the
+    test-time views of ``tta`` (:func:`test_time_logits`: 1 adds the mirrored image)."""
 
-    def __init__(self, preprocess: Preprocess, trunk: nn.Module, head: nn.Module, tta_flip: bool = False):
+    def __init__(self, preprocess: Preprocess, trunk: nn.Module, head: nn.Module, tta: int = 0):
         super().__init__()
-        self.preprocess, self.trunk, self.head, self.tta_flip = preprocess, trunk, head, tta_flip
+        self.preprocess, self.trunk, self.head, self.tta = preprocess, trunk, head, tta
+
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(self.preprocess(images)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.trunk(self.preprocess(images)))
-        if self.tta_flip and not self.training:
-            logits = (logits + self.head(self.trunk(self.preprocess(images.flip(3))))) / 2
-        return logits
+        if self.training or not self.tta:
+            return self._logits(images)
+        return test_time_logits(self._logits, images, self.tta)
 
 
 def preprocess_for(p: ImageParams) -> Preprocess:
@@ -185,7 +187,7 @@ def preprocess_for(p: ImageParams) -> Preprocess:
 def make_cnn(p: CnnParams, n_classes: int, image_size: int = 32) -> ImageClassifier:
     """The classifier network for ``p`` (weights drawn from torch's current seed)."""
     trunk = ConvTrunk(p, image_size)
-    return ImageClassifier(preprocess_for(p), trunk, make_head(p, trunk, n_classes), p.tta_flip)
+    return ImageClassifier(preprocess_for(p), trunk, make_head(p, trunk, n_classes), tta_level(p))
 
 
 # --------------------------------------------------------------------------- registry
@@ -222,5 +224,5 @@ for _name, _summary, _seed, _tuned in [
      {"skip": True}, {"residual": True}),
 ]:
     register(ModelSpec(name=_name, study="images", family="cnn", summary=_summary, params=CnnParams,
-                       build=image_builder(_name, make_cnn), features=_FEATURES,
+                       build=image_builder(_name, make_cnn, trunk=ConvTrunk, head=make_head), features=_FEATURES,
                        presets={"seed": _seed, "tuned": {**_TUNED, **_tuned}}))

@@ -9,6 +9,7 @@ saved model takes raw pixels and carries its own normalisation.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from studybench.errors import StudybenchError
@@ -113,3 +114,26 @@ def mlp(in_features: int, widths: tuple[int, ...], n_out: int, act: str, dropout
         in_features = width
     layers.append(nn.Linear(in_features, n_out))
     return nn.Sequential(*layers)
+
+
+def test_time_logits(logits, images: torch.Tensor, level: int) -> torch.Tensor:
+    """Logits averaged over views of uint8 ``images``, by ``level``: 0 the image alone, 1 with
+    its mirror image, 2 also both shifted by one pixel up-left and down-right (reflected
+    border), the shifted views weighted half as in airbench. ``logits(images)`` scores a view."""
+    if level not in (0, 1, 2):
+        raise StudybenchError(f"--set model.tta={level}: expected 0, 1 or 2")
+
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        return logits(x) if level == 0 else (logits(x) + logits(x.flip(3))) / 2
+
+    if level < 2:
+        return mirrored(images)
+    padded = F.pad(images.float(), (1, 1, 1, 1), mode="reflect")  # pixels stay 0-255 floats
+    h, w = images.shape[-2:]
+    shifted = (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])) / 2
+    return 0.5 * mirrored(images) + 0.5 * shifted
+
+
+def tta_level(params) -> int:
+    """A CNN's test-time augmentation level (``tta``, or 1 for ``tta_flip``)."""
+    return int(getattr(params, "tta", 1 if getattr(params, "tta_flip", False) else 0))

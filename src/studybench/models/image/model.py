@@ -10,6 +10,7 @@ pickle is involved in saving or loading.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,12 @@ class ImageModel:
     kind = "torch-image"
 
     def __init__(self, recipe: dict, make_net: NetFactory, train: TrainConfig, seed: int = 0,
-                 task: str = "classification"):
+                 task: str = "classification", initialize: Callable[[nn.Module, torch.Tensor], None] | None = None):
         self.recipe, self.make_net, self.train_config = recipe, make_net, train
         self.seed, self.task = seed, task
+        # initialize(net, training images): what a fresh network sets from its data before
+        # training (the whitening layer of whitened_cnn); not called when ``prepare`` loads weights
+        self.initialize = initialize
         self.on_epoch: Callable[[dict], None] | None = None
 
     def _build(self, n_classes: int, image_size: int) -> nn.Module:
@@ -61,18 +65,45 @@ class ImageModel:
         preprocess = getattr(self.net_, "preprocess", None)
         if preprocess is not None and preprocess.scale == "standard":
             preprocess.fit_statistics(train.images)  # training images only
+        if prepare is None and self.initialize is not None:
+            self.initialize(self.net_, train.images)  # e.g. whitening filters, on the scaled images
         self.n_params_ = sum(p.numel() for p in self.net_.parameters())
         self.n_trainable_ = sum(p.numel() for p in self.net_.parameters() if p.requires_grad)
         if self.task == "reconstruction":
             result = fit_reconstruction(self.net_, _tensors(train, False), _tensors(val, False),
                                         self.train_config, self.seed, on_epoch=self.on_epoch,
                                         checkpoint=checkpoint)
+        elif getattr(self.net_, "probe_epochs", 0):
+            result = self._fit_probe_then_tune(train, val, checkpoint)
         else:
             result = fit_classifier(self.net_, _tensors(train), _tensors(val), len(self.classes_),
                                     self.train_config, self.seed, on_epoch=self.on_epoch,
                                     checkpoint=checkpoint)
         self.history_ = result.pop("history")
         return {**result, "n_params": self.n_params_, "n_trainable": self.n_trainable_}
+
+    def _fit_probe_then_tune(self, train, val, checkpoint: Path | None) -> dict[str, Any]:
+        """LP-FT's two phases, one after the other, as one run of ``train.epochs`` epochs: the
+        head alone for ``net.probe_epochs`` (not checkpointed: a resumed run repeats this
+        short, deterministic phase), then everything for the rest; one history."""
+        net, config, total = self.net_, self.train_config, self.train_config.epochs
+        phases = (("probe", net.probe_epochs, None), ("tune", total - net.probe_epochs, checkpoint))
+        history: list[dict] = []
+        for phase, epochs, phase_checkpoint in phases:
+            offset = len(history)
+
+            def on_epoch(row: dict, offset: int = offset) -> None:
+                if self.on_epoch:
+                    self.on_epoch({**row, "epoch": row["epoch"] + offset, "max_epochs": total})
+
+            net.set_probing(phase == "probe")
+            result = fit_classifier(net, _tensors(train), _tensors(val), len(self.classes_),
+                                    replace(config, epochs=epochs, patience=min(config.patience, epochs)),
+                                    self.seed, on_epoch=on_epoch, checkpoint=phase_checkpoint)
+            history += [{**row, "epoch": row["epoch"] + offset, "phase": phase} for row in result.pop("history")]
+        result.update(history=history, best_epoch=result["best_epoch"] + offset, epochs_run=len(history),
+                      probe_epochs=net.probe_epochs)
+        return result
 
     def scores(self, images) -> tuple[np.ndarray, str]:
         """Class probabilities ``[N, classes]`` for an ImageSet."""
@@ -125,12 +156,17 @@ def make_net(recipe: dict, n_classes: int, image_size: int) -> nn.Module:
     return transfer.make_net(recipe, n_classes, image_size)
 
 
-def image_builder(name: str, factory, task: str = "classification"):
+def image_builder(name: str, factory, task: str = "classification", trunk=None, head=None,
+                  initialize=None):
     """The registry's ``build(params, features, seed)`` for an image family;
-    ``factory(params, n_classes, image_size)`` makes its network."""
+    ``factory(params, n_classes, image_size)`` makes its network. A classifier that can be
+    the trunk of a transfer arm also names ``trunk(params, image_size)`` (a module with
+    ``out_features``) and ``head(params, trunk, n_classes)``, the two parts ``factory``
+    builds, in that order; ``initialize(net, images)`` sets data-dependent weights."""
 
     def build(params, features: str, seed: int) -> ImageModel:
-        return ImageModel({"model": name, "params": to_dict(params)}, make_net, params.train, seed, task)
+        return ImageModel({"model": name, "params": to_dict(params)}, make_net, params.train, seed, task,
+                          initialize)
 
-    build.factory = factory
+    build.factory, build.trunk, build.head, build.initialize = factory, trunk, head, initialize
     return build

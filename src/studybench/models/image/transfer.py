@@ -6,13 +6,20 @@ Every arm trains on the same block-2 split with the same budget:
 - ``scratch``: the block-1 CNN's architecture, freshly initialised;
 - ``cnn_frozen`` / ``cnn_finetune``: the block-1 CNN's convolutional trunk, fixed or
   trained at ``trunk_lr_scale`` times the learning rate, under a new head;
+- ``cnn_finetune_full``: the trunk trained at the full learning rate, like the head
+  (the schedule's warm-up protects it from the new head's first gradients);
+- ``lp_ft``: linear probe, then fine-tune (Kumar et al., 2022): the new head alone on
+  the fixed trunk for the first ``probe_share`` of the epochs, then every part at
+  ``trunk_lr_scale`` times the learning rate, so the features are not distorted by a
+  random head's gradients;
 - ``ae_frozen`` / ``ae_finetune``: the block-1 autoencoder's encoder, the same way,
   under Dense 256 -> Dropout 0.5 -> output;
 - ``cnn_ae_concat``: the study's combined model done correctly: the encoder's code
   (not the reconstruction) beside the CNN trunk's features, both fine-tuned.
 
 A pretrained part keeps its own input scaling (block-1 statistics); augmentation
-happens once, before every part sees the batch.
+happens once, before every part sees the batch. Every arm is scored with the CNN's
+test-time views (its ``tta``), as ``scratch`` is.
 """
 
 from __future__ import annotations
@@ -26,33 +33,60 @@ from torch import nn
 from studybench.config import from_dict
 from studybench.errors import StudybenchError
 from studybench.models.image.autoencoder import FlatEncoder
-from studybench.models.image.cnn import ConvTrunk, make_head
-from studybench.models.image.layers import Frozen, Preprocess, mlp
+from studybench.models.image.layers import Frozen, Preprocess, mlp, test_time_logits, tta_level
 from studybench.models.image.model import ImageModel
 
-ARMS = ("scratch", "cnn_frozen", "cnn_finetune", "ae_frozen", "ae_finetune", "cnn_ae_concat")
-NEEDS = {"scratch": (), "cnn_frozen": ("cnn",), "cnn_finetune": ("cnn",), "ae_frozen": ("ae",),
-         "ae_finetune": ("ae",), "cnn_ae_concat": ("cnn", "ae")}
+ARMS = ("scratch", "cnn_frozen", "cnn_finetune", "cnn_finetune_full", "lp_ft", "ae_frozen", "ae_finetune",
+        "cnn_ae_concat")
+NEEDS = {"scratch": (), "cnn_frozen": ("cnn",), "cnn_finetune": ("cnn",), "cnn_finetune_full": ("cnn",),
+         "lp_ft": ("cnn",), "ae_frozen": ("ae",), "ae_finetune": ("ae",), "cnn_ae_concat": ("cnn", "ae")}
+CNN_HEAD = ("cnn_frozen", "cnn_finetune", "cnn_finetune_full", "lp_ft")  # the block-1 CNN's own head shape
 
 
 class TransferNet(nn.Module):
-    """raw images -> augmentation -> each pretrained part (own scaling) -> concatenated -> head."""
+    """raw images -> augmentation -> each pretrained part (own scaling) -> concatenated -> head.
+
+    ``probe_epochs`` > 0 (LP-FT): the model is trained in two phases, and ``probing`` says
+    which: while probing, the parts are fixed (no gradients, BatchNorm statistics kept) and
+    only the head learns; afterwards everything learns at ``trunk_lr_scale`` times the rate."""
 
     def __init__(self, augment: Preprocess, parts: list[nn.Module], head: nn.Module, frozen: bool,
-                 trunk_lr_scale: float):
+                 trunk_lr_scale: float, tta: int = 0, probe_epochs: int = 0):
         super().__init__()
         self.augment = augment
         self.parts = nn.ModuleList(Frozen(p) if frozen else p for p in parts)
-        self.head, self.trunk_lr_scale = head, trunk_lr_scale
+        self.head, self.trunk_lr_scale, self.tta = head, trunk_lr_scale, tta
+        self.probe_epochs, self.probing = probe_epochs, False
+        # what fine-tuning trains: not the parts' own fixed weights (whitened_cnn's whitening)
+        self._tunable = [p.requires_grad for p in self.parts.parameters()]
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.augment.maybe_augment(images)
+    def set_probing(self, probing: bool) -> None:
+        """LP-FT's phase: the linear probe (parts fixed) or the fine-tuning after it."""
+        self.probing = probing
+        for parameter, tunable in zip(self.parts.parameters(), self._tunable):
+            parameter.requires_grad_(tunable and not probing)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "TransferNet":
+        super().train(mode)
+        if self.probing:
+            self.parts.eval()  # a probe does not move the trunk's BatchNorm statistics either
+        return self
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([part(x) for part in self.parts], dim=1))
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.tta:
+            return self._logits(self.augment.maybe_augment(images))
+        return test_time_logits(self._logits, images, self.tta)
+
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """The pretrained parts learn more slowly than the new head."""
+        """The pretrained parts learn more slowly than the new head (LP-FT's fine-tuning:
+        the head, already trained by the probe, as slowly as the parts)."""
         parts = [p for p in self.parts.parameters() if p.requires_grad]
-        groups = [{"params": list(self.head.parameters()), "lr": lr}]
+        head_lr = lr * self.trunk_lr_scale if self.probe_epochs and not self.probing else lr
+        groups = [{"params": list(self.head.parameters()), "lr": head_lr}]
         return groups + ([{"params": parts, "lr": lr * self.trunk_lr_scale}] if parts else [])
 
 
@@ -75,9 +109,10 @@ def make_net(recipe: dict, n_classes: int, image_size: int) -> nn.Module:
         return registry.get(recipe["model"]).build.factory(_params(recipe), n_classes, image_size)
     arm = recipe["arm"]
     parts, widths = [], 0
-    cnn = _params(recipe["cnn"]) if "cnn" in NEEDS[arm] else None
-    if cnn is not None:
-        trunk = ConvTrunk(cnn, image_size)
+    family = registry.get(recipe["cnn"]["model"]).build
+    cnn = _params(recipe["cnn"])
+    if "cnn" in NEEDS[arm]:
+        trunk = family.trunk(cnn, image_size)
         parts.append(nn.Sequential(_scaler(cnn), trunk))
         widths += trunk.out_features
     if "ae" in NEEDS[arm]:
@@ -87,12 +122,13 @@ def make_net(recipe: dict, n_classes: int, image_size: int) -> nn.Module:
         encoder = FlatEncoder(Encoder(ae, image_size))
         parts.append(nn.Sequential(_scaler(ae), encoder))
         widths += encoder.out_features
-    if arm in ("cnn_frozen", "cnn_finetune"):
-        head = make_head(cnn, parts[0][1], n_classes)
+    if arm in CNN_HEAD:
+        head = family.head(cnn, parts[0][1], n_classes)
     else:
         head = mlp(widths, (recipe["dense"],), n_classes, "relu", recipe["dropout"])
     augment = Preprocess("raw", recipe["crop_padding"], recipe["flip"])
-    return TransferNet(augment, parts, head, arm.endswith("_frozen"), recipe["trunk_lr_scale"])
+    return TransferNet(augment, parts, head, arm.endswith("_frozen"), recipe["trunk_lr_scale"],
+                       recipe.get("tta", 0), recipe.get("probe_epochs", 0))
 
 
 def _load_part(part: nn.Module, source: ImageModel, which: str) -> None:
@@ -107,25 +143,38 @@ def _load_part(part: nn.Module, source: ImageModel, which: str) -> None:
 
 
 def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed: int,
-                   trunk_lr_scale: float = 0.1, dense: int = 256, dropout: float = 0.5, epochs: int = 0):
+                   trunk_lr_scale: float = 0.1, dense: int = 256, dropout: float = 0.5, epochs: int = 0,
+                   probe_share: float = 0.3):
     """``(model, prepare)``: an unfitted block-2 model for ``arm`` and the function that
     loads the block-1 weights into its network before training. Every arm trains with
     the block-1 CNN's recipe for ``epochs`` epochs; 0 keeps the CNN's own epochs, at most
-    its ``transfer_epochs`` when that is set."""
+    its ``transfer_epochs`` when that is set. ``lp_ft`` spends ``probe_share`` of them
+    (at least one) on the linear probe."""
+    from studybench import registry
+
     if arm not in ARMS:
         raise StudybenchError(f"unknown transfer arm '{arm}' (known: {', '.join(ARMS)})")
-    if cnn is None or cnn.task != "classification" or "model" not in cnn.recipe:
+    if cnn is None or cnn.task != "classification" or "model" not in cnn.recipe \
+            or registry.get(cnn.recipe["model"]).build.trunk is None:
         raise StudybenchError("transfer needs a block-1 CNN classifier (--set transfer.cnn=NAME)")
     if "ae" in NEEDS[arm] and (ae is None or ae.task != "reconstruction"):
         raise StudybenchError(f"arm {arm} needs a block-1 autoencoder (conv_autoencoder)")
+    if not 0 < probe_share < 1:
+        raise StudybenchError(f"--set transfer.probe_share={probe_share:g}: expected a share in (0, 1)")
     cnn_params = _params(cnn.recipe)
     own = cnn_params.train.epochs
     budget = epochs or (min(own, cnn_params.transfer_epochs) if cnn_params.transfer_epochs else own)
     train = replace(cnn_params.train, epochs=budget)
     if arm == "scratch":
-        return ImageModel(cnn.recipe, make_net, train, seed), None
+        return ImageModel(cnn.recipe, make_net, train, seed,
+                          initialize=registry.get(cnn.recipe["model"]).build.initialize), None
+    if arm == "lp_ft" and budget < 2:
+        raise StudybenchError(f"arm lp_ft needs two or more epochs (a probe, then fine-tuning), not {budget}")
     recipe = {"arm": arm, "cnn": cnn.recipe, "crop_padding": cnn_params.crop_padding,
-              "flip": cnn_params.flip, "trunk_lr_scale": trunk_lr_scale, "dense": dense, "dropout": dropout}
+              "flip": cnn_params.flip, "trunk_lr_scale": 1.0 if arm == "cnn_finetune_full" else trunk_lr_scale,
+              "dense": dense, "dropout": dropout, "tta": tta_level(cnn_params)}
+    if arm == "lp_ft":
+        recipe["probe_epochs"] = min(max(1, round(budget * probe_share)), budget - 1)
     if "ae" in NEEDS[arm]:
         recipe["ae"] = ae.recipe
 
