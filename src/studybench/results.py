@@ -23,21 +23,40 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return table.fillna({"accuracy_std": 0.0, "macro_f1_std": 0.0})
 
 
-def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] = ("preset",)) -> pd.DataFrame:
+TRANSFER_KEYS = ("preset", "trunk", "block_seed")  # what a transfer arm is compared within
+
+
+def _keys(runs: pd.DataFrame, keys) -> list[str]:
+    """``keys`` (default :data:`TRANSFER_KEYS`) that are columns of ``runs``."""
+    return [k for k in (TRANSFER_KEYS if keys is None else keys) if k in runs.columns]
+
+
+def paired_gains(runs: pd.DataFrame, keys: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One row per transfer run (not scratch) with ``gain``: its test accuracy minus that of
+    ``scratch`` trained on the same fraction with the same seed, within the same ``keys``
+    (preset, block-1 trunk and class-block draw: same split, budget and task)."""
+    transfer = runs[runs["arm"].notna()]
+    keys = _keys(transfer, keys)
+    by = [*keys, "fraction", "seed"]
+    scratch = (transfer[transfer["arm"] == "scratch"].drop_duplicates(by)[[*by, "accuracy"]]
+               .rename(columns={"accuracy": "scratch_accuracy"}))
+    paired = transfer[transfer["arm"] != "scratch"].merge(scratch, on=by)
+    return paired.assign(gain=paired["accuracy"] - paired["scratch_accuracy"])
+
+
+def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Test accuracy of every transfer arm minus that of ``scratch`` trained on the same
     fraction with the same seed (same split and budget), paired by seed: one row per arm x
     ``keys`` x fraction with ``gain_seeds``, ``gain_mean`` and sample ``gain_std`` (0 for one seed).
 
     Pairing by seed removes the seed-to-seed variation the two arms share (the split, the
-    kept fraction), so the std is that of the difference, not of either arm."""
-    transfer = runs[runs["arm"].notna()]
-    by = [*keys, "fraction", "seed"]
-    scratch = (transfer[transfer["arm"] == "scratch"].drop_duplicates(by)[[*by, "accuracy"]]
-               .rename(columns={"accuracy": "scratch_accuracy"}))
-    paired = transfer[transfer["arm"] != "scratch"].merge(scratch, on=by)
+    kept fraction), so the std is that of the difference, not of either arm. Pairs are made
+    within :data:`TRANSFER_KEYS`; a ``keys`` without ``block_seed`` then pools the pairs of
+    several class-block draws (mean ± std over seeds and draws)."""
+    paired = paired_gains(runs)
+    keys = _keys(paired, keys)
     # no transfer run or no scratch arm: an empty frame that keeps the key columns' types
-    gains = (paired.assign(gain=paired["accuracy"] - paired["scratch_accuracy"])
-             .groupby(["arm", *keys, "fraction"], sort=False)["gain"]
+    gains = (paired.groupby(["arm", *keys, "fraction"], sort=False, dropna=False)["gain"]
              .agg(gain_seeds="count", gain_mean="mean", gain_std="std").reset_index())
     gains["gain_std"] = gains["gain_std"].fillna(0.0)
     return gains
@@ -58,8 +77,10 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
         n_trainable=("n_trainable", "max"), n_train=("n_train", "max"),
     )
     tables = []
-    for stage, keys in (("block1", ["model", "task", "preset", "fraction"]),
-                        ("transfer", ["arm", "fraction", "preset"])):
+    draws = [k for k in ("trunk", "block_seed") if k in results.columns]
+    block1_draw = [k for k in draws if k == "block_seed"]
+    for stage, keys in (("block1", ["model", "task", "preset", "fraction", *block1_draw]),
+                        ("transfer", ["arm", "fraction", "preset", *draws])):
         part = results[results["stage"] == stage]
         table = part.groupby(keys, sort=False, dropna=False).agg(**aggregations).reset_index()
         for metric in ("accuracy", "macro_f1", "mse"):  # one seed: std 0; no such metric: empty
@@ -68,4 +89,4 @@ def summarize_images(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
         tables.append(table)
     block1, transfer = tables
     gains = gains_over_scratch(results[results["stage"] == "transfer"])
-    return block1, transfer.merge(gains, on=["arm", "preset", "fraction"], how="left")
+    return block1, transfer.merge(gains, on=["arm", "preset", "fraction", *draws], how="left")

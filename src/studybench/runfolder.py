@@ -173,7 +173,8 @@ def expand_files(folder: Path, names: tuple[str, ...]) -> list[str]:
 
 RESULT_COLUMNS = ["run_id", "study", "model", "features", "stage", "arm", "fraction", "preset", "split",
                   "seed", "task", "accuracy", "macro_f1", "mse", "psnr", "n_train", "n_val", "n_test",
-                  "fit_seconds", "predict_seconds", "n_params", "n_trainable", "epochs_run", "data"]
+                  "fit_seconds", "predict_seconds", "n_params", "n_trainable", "epochs_run", "data",
+                  "trunk", "block_seed"]  # images: a transfer arm's block-1 CNN; the class-block draw
 
 
 def _round(value: Any, digits: int = 3) -> Any:
@@ -184,10 +185,14 @@ def result_row(run: Run) -> dict[str, Any]:
     """One row of ``results.csv`` (and of every study table) for a finished run."""
     m, config = run.metrics, run.config
     test, sizes = m.get("test") or {}, m.get("sizes") or {}
+    trunk = block_seed = None
     if m["study"] == "lyrics":
         data = Path((config.get("data") or {}).get("path", "")).name
     else:
-        data = str((config.get("images") or {}).get("dataset", "")) or None
+        images = config.get("images") or {}
+        data = str(images.get("dataset", "")) or None
+        block_seed = images.get("block_seed", (config.get("config") or {}).get("block_seed"))
+        trunk = config.get("cnn") if m["stage"] == "transfer" else None
     return {
         "run_id": run.run_id, "study": m["study"], "model": m["model"], "features": m["features"],
         "stage": m["stage"], "arm": m["arm"], "fraction": m["fraction"], "preset": m["preset"],
@@ -197,6 +202,7 @@ def result_row(run: Run) -> dict[str, Any]:
         "fit_seconds": _round(m["fit_seconds"]), "predict_seconds": _round(m["predict_seconds"]),
         "n_params": m["n_params"], "n_trainable": m["n_trainable"],
         "epochs_run": (m.get("selection") or {}).get("epochs_run"), "data": data,
+        "trunk": trunk, "block_seed": block_seed,
     }
 
 

@@ -204,3 +204,46 @@ def test_gains_over_scratch_are_paired_by_seed():
     block1_only = alone.assign(stage="block1", arm=None, model="cnn_basic")  # transfer.arms=[]
     block1, transfer = summarize_images(block1_only)
     assert len(block1) == 2 and transfer.empty
+
+
+def test_gains_are_paired_within_a_class_block_draw_and_trunk_then_pooled():
+    import pandas as pd
+
+    rows = []
+    # draw 1 is a much easier task: scratch scores 0.9 there and 0.5 on draw 0, at the same seed
+    for draw, base, gain in ((0, 0.5, 0.04), (1, 0.9, -0.02)):
+        for seed in (0, 1):
+            for trunk in ("cnn_basic", "whitened_cnn"):
+                bonus = 0.1 if trunk == "whitened_cnn" else 0.0
+                rows += [{"arm": "scratch", "preset": "tuned", "trunk": trunk, "block_seed": draw, "fraction": 0.1,
+                          "seed": seed, "accuracy": base + bonus},
+                         {"arm": "lp_ft", "preset": "tuned", "trunk": trunk, "block_seed": draw, "fraction": 0.1,
+                          "seed": seed, "accuracy": base + bonus + gain + 0.001 * seed}]
+    frame = pd.DataFrame(rows)
+    per_draw = gains_over_scratch(frame).set_index(["trunk", "block_seed"])
+    assert per_draw.loc[("cnn_basic", 0), "gain_mean"] == pytest.approx(0.0405)  # never against draw 1's scratch
+    assert per_draw.loc[("cnn_basic", 1), "gain_mean"] == pytest.approx(-0.0195)
+    assert per_draw.loc[("whitened_cnn", 0), "gain_mean"] == pytest.approx(0.0405)  # nor another trunk's
+    pooled = gains_over_scratch(frame, keys=("preset", "trunk")).set_index("trunk")
+    assert pooled.loc["cnn_basic", "gain_seeds"] == 4  # 2 draws x 2 seeds
+    assert pooled.loc["cnn_basic", "gain_mean"] == pytest.approx(0.0105)
+    assert pooled.loc["cnn_basic", "gain_std"] == pytest.approx(
+        pd.Series([0.04, 0.041, -0.02, -0.019]).std())
+
+
+def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path):
+    from studybench.reporting.report import build_report
+
+    overrides = {**QUICK, "transfer.arms": "scratch,lp_ft", "transfer.fractions": "1.0"}
+    for draw in (0, 1):
+        run_images(cifar, models="whitened_cnn", seeds="0,1", preset="tuned",
+                   overrides={**overrides, "data.block_seed": draw, "transfer.cnn": "whitened_cnn",
+                              "model.whiten_images": 8}, out=tmp_path / f"draw{draw}")
+    build_report(tmp_path, tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "trunk `whitened_cnn`, class-block draw 0" in markdown
+    assert "trunk `whitened_cnn`, class-block draw 1" in markdown
+    assert "Images: transfer pooled over 2 class-block draws · trunk `whitened_cnn`" in markdown
+    pooled = markdown.split("Images: transfer pooled over 2 class-block draws")[1]
+    assert "(4)" in pooled.split("\n| lp_ft")[1].split("\n")[0]  # 2 draws x 2 seeds
+    assert "over 2 class-block draws" in markdown.split("Findings")[1].split("\n###")[0]

@@ -181,16 +181,20 @@ def findings_section(c: Collected) -> Section | None:
             values = g.get_group(best)
             items.append(f"Images, block 1: the best network is `{best[0]}` ({best[1]} preset) at test accuracy "
                          f"{_pm(values.mean(), _std(values))} ({_seeds(len(values))}).")
-        gains = gains_over_scratch(frame[frame.stage == "transfer"])
-        if len(gains):
-            ends = sorted(gains["fraction"].unique())
+        transfer = frame[frame.stage == "transfer"]
+        gains = gains_over_scratch(transfer, keys=("preset", "trunk"))  # pooled over class-block draws
+        for trunk, part in gains.groupby("trunk", sort=False, dropna=False):
+            ends = sorted(part["fraction"].unique())
+            draws = transfer[transfer.trunk == trunk]["block_seed"].nunique()
             parts = []
             for fraction in dict.fromkeys((ends[0], ends[-1])):
-                at = gains[gains.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
+                at = part[part.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
                 parts.append(f"with {100 * fraction:g}% of block 2's training images the best arm, `{at.arm}`, "
                              f"gains {100 * at.gain_mean:+.1f} ± {100 * at.gain_std:.1f} points over scratch "
-                             f"({_seeds(int(at.gain_seeds))})")
-            items.append("Transfer: " + "; ".join(parts) + ".")
+                             f"({int(at.gain_seeds)} seed{'s' if at.gain_seeds != 1 else ''}"
+                             + (f" over {draws} class-block draws" if draws > 1 else "") + ")")
+            label = f" from `{trunk}`" if gains["trunk"].nunique() > 1 else ""
+            items.append(f"Transfer{label}: " + "; ".join(parts) + ".")
     if not items:
         return None
     s = Section("Findings")
@@ -319,7 +323,11 @@ def _image_frame(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
         m = r.metrics
+        images = r.config.get("images") or {}
         rows.append({"run": r, "stage": m["stage"], "model": m["model"], "arm": m.get("arm"),
+                     "trunk": r.config.get("cnn") if m["stage"] == "transfer" else None,
+                     "block_seed": images.get("block_seed", (r.config.get("config") or {}).get("block_seed", 0)),
+                     "blocks": " | ".join(", ".join(b) for b in images.get("blocks", [])),
                      "fraction": m["fraction"], "preset": m["preset"], "seed": m["seed"], "task": m["task"],
                      "accuracy": m["test"].get("accuracy", np.nan), "mse": m["test"].get("mse", np.nan),
                      "psnr": m["test"].get("psnr", np.nan), "n_train": m["sizes"]["train"],
@@ -337,22 +345,27 @@ def image_sections(c: Collected) -> list[Section]:
         if blocks:
             s.text("Block 1 classes: " + ", ".join(blocks[0]) + ". Block 2 classes: "
                    + ", ".join(blocks[1] if len(blocks) > 1 else []) + ".")
-        g = block1.groupby(["model", "preset"], sort=False)
+        draws = block1["block_seed"].nunique() > 1  # several class-block draws: one row per draw
+        g = block1.groupby(["model", "preset", *(["block_seed"] if draws else [])], sort=False)
         table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"), mse=("mse", "mean"),
                       psnr=("psnr", "mean"), fit_seconds=("fit_seconds", "mean"),
-                      n_params=("n_params", "max")).reset_index()
+                      n_params=("n_params", "max"), blocks=("blocks", "first")).reset_index()
         table["accuracy_std"] = g["accuracy"].apply(_std).to_numpy()
         table["mse_std"] = g["mse"].apply(_std).to_numpy()
-        s.table(["model", "preset", "seeds", "test accuracy", "recon. MSE", "PSNR dB", "fit s", "params",
-                 "study (val.)"],
-                [(r.model, r.preset, r.seeds, _pm(r.accuracy, r.accuracy_std), _pm(r.mse, r.mse_std, 4),
-                  "" if r.psnr != r.psnr else f"{r.psnr:.1f}", f"{r.fit_seconds:.0f}", f"{int(r.n_params):,}",
-                  IMAGE_VALIDATION_ACCURACY.get(r.model, ""))
+        if draws:
+            s.text("Class-block draws: " + "; ".join(
+                f"{d}: {b.split(' | ')[0]}" for d, b in table.groupby("block_seed")["blocks"].first().items()) + ".")
+        s.table(["model", "preset", *(["draw"] if draws else []), "seeds", "test accuracy", "recon. MSE",
+                 "PSNR dB", "fit s", "params", "study (val.)"],
+                [(r.model, r.preset, *([r.block_seed] if draws else []), r.seeds, _pm(r.accuracy, r.accuracy_std),
+                  _pm(r.mse, r.mse_std, 4), "" if r.psnr != r.psnr else f"{r.psnr:.1f}", f"{r.fit_seconds:.0f}",
+                  f"{int(r.n_params):,}", IMAGE_VALIDATION_ACCURACY.get(r.model, ""))
                  for r in table.itertuples()])
         classifiers = table[table.accuracy.notna()].sort_values("accuracy", ascending=False)
         if len(classifiers):
             s.figure("images_block1_bars", figures.bars(
-                [f"{r.model} · {r.preset}" for r in classifiers.itertuples()], classifiers["accuracy"].tolist(),
+                [f"{r.model} · {r.preset}" + (f" · draw {r.block_seed}" if draws else "")
+                 for r in classifiers.itertuples()], classifiers["accuracy"].tolist(),
                 classifiers["accuracy_std"].tolist(), "Block 1 test accuracy",
                 "test accuracy (mean ± std over seeds)", groups=classifiers["preset"].tolist()),
                 "bar chart of block-1 test accuracy")
@@ -372,45 +385,89 @@ def image_sections(c: Collected) -> list[Section]:
             sections.append(lc)
     transfer = frame[frame.stage == "transfer"]
     if len(transfer):
-        s = Section("Images: transfer to block 2")
-        g = transfer.groupby(["arm", "fraction"], sort=False)
-        table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"),
-                      n_train=("n_train", "max")).reset_index()
-        table["std"] = g["accuracy"].apply(_std).to_numpy()
-        fractions = sorted(table.fraction.unique())
-        # arms sorted by test accuracy with the most training images, best first
-        order = (table.sort_values("fraction").groupby("arm", sort=False)["accuracy"].last()
-                 .sort_values(ascending=False).index)
-        wide = {arm: {r.fraction: _pm(r.accuracy, r.std) for r in table[table.arm == arm].itertuples()}
-                for arm in order}
-        seeds = table.groupby("arm")["seeds"].max()
-        sizes = table.groupby("fraction")["n_train"].max()
-        s.table(["arm", "seeds", *(f"{f:g} ({sizes[f]:,} images)" for f in fractions)],
-                [(arm, seeds[arm], *(cells.get(f, "") for f in fractions)) for arm, cells in wide.items()])
-        s.figure("images_transfer", figures.lines_with_bands(
-            table, "fraction", "accuracy", "std", "arm", "Block 2 test accuracy by training data",
-            "share of block-2 training images (log scale)", "test accuracy (mean ± std over seeds)"),
-            "line chart of block-2 test accuracy against training fraction, one line per arm")
-        gains = gains_over_scratch(transfer)  # paired within a preset, never across presets
-        if len(gains):
-            several = gains["preset"].nunique() > 1
-            gains["label"] = gains["arm"] + (" · " + gains["preset"] if several else "")
-            rank = {arm: i for i, arm in enumerate(wide)}
-            gains = gains.sort_values("arm", key=lambda arms: arms.map(rank), kind="stable")
-            cells = {label: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
-                             for r in part.itertuples()} for label, part in gains.groupby("label", sort=False)}
-            s.text("Gain over scratch: test accuracy of each arm minus that of `scratch` trained on the "
-                   "same images with the same seed and budget, in points, mean ± std over seeds.")
-            s.table(["arm", *(f"{f:g}" for f in fractions)],
-                    [(label, *(row.get(f, "") for f in fractions)) for label, row in cells.items()])
-            for preset, part in gains[gains.arm == "cnn_finetune"].groupby("preset", sort=False):
-                part = part.sort_values("fraction")
-                ends = part.iloc[[0, -1]] if len(part) > 1 else part
-                s.text(f"Fine-tuned transfer (`cnn_finetune`{', ' + preset + ' preset' if several else ''}) "
-                       "against scratch: " + "; ".join(
-                           f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points with {100 * r.fraction:g}% "
-                           f"of the block-2 training images ({r.gain_seeds:.0f} seed{'' if r.gain_seeds == 1 else 's'})"
-                           for r in ends.itertuples()) + ".")
-        s.text(TRANSFER_NOTE)
-        sections.append(s)
+        groups = list(transfer.groupby(["trunk", "block_seed"], sort=False, dropna=False))
+        for i, ((trunk, draw), part) in enumerate(groups):
+            title = "Images: transfer to block 2"
+            if len(groups) > 1:
+                title += f" · trunk `{trunk}`, class-block draw {draw}"
+            sections.append(_transfer_section(title, part, "" if i == 0 else f"_{i}", len(groups) > 1))
+        for i, (trunk, part) in enumerate(transfer.groupby("trunk", sort=False, dropna=False)):
+            if part["block_seed"].nunique() > 1:
+                sections.append(_pooled_section(trunk, part, f"_{i}"))
+        sections[-1].text(TRANSFER_NOTE)
     return sections
+
+
+def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: bool) -> Section:
+    """Block-2 test accuracy of every arm at every share of the data, and each arm's gain
+    over scratch, for one block-1 trunk and one class-block draw."""
+    s = Section(title)
+    if several:
+        s.text(f"Blocks (block 1 | block 2): {transfer['blocks'].iloc[0]}.")
+    g = transfer.groupby(["arm", "fraction"], sort=False)
+    table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"),
+                  n_train=("n_train", "max")).reset_index()
+    table["std"] = g["accuracy"].apply(_std).to_numpy()
+    fractions = sorted(table.fraction.unique())
+    # arms sorted by test accuracy with the most training images, best first
+    order = (table.sort_values("fraction").groupby("arm", sort=False)["accuracy"].last()
+             .sort_values(ascending=False).index)
+    wide = {arm: {r.fraction: _pm(r.accuracy, r.std) for r in table[table.arm == arm].itertuples()}
+            for arm in order}
+    seeds = table.groupby("arm")["seeds"].max()
+    sizes = table.groupby("fraction")["n_train"].max()
+    s.table(["arm", "seeds", *(f"{f:g} ({sizes[f]:,} images)" for f in fractions)],
+            [(arm, seeds[arm], *(cells.get(f, "") for f in fractions)) for arm, cells in wide.items()])
+    s.figure("images_transfer" + suffix, figures.lines_with_bands(
+        table, "fraction", "accuracy", "std", "arm", "Block 2 test accuracy by training data",
+        "share of block-2 training images (log scale)", "test accuracy (mean ± std over seeds)"),
+        "line chart of block-2 test accuracy against training fraction, one line per arm")
+    gains = gains_over_scratch(transfer)  # paired within a preset, never across presets
+    if len(gains):
+        several_presets = gains["preset"].nunique() > 1
+        gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
+        rank = {arm: i for i, arm in enumerate(wide)}
+        gains = gains.sort_values("arm", key=lambda arms: arms.map(rank), kind="stable")
+        cells = {label: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
+                         for r in part.itertuples()} for label, part in gains.groupby("label", sort=False)}
+        s.text("Gain over scratch: test accuracy of each arm minus that of `scratch` trained on the "
+               "same images with the same seed and budget, in points, mean ± std over seeds.")
+        s.table(["arm", *(f"{f:g}" for f in fractions)],
+                [(label, *(row.get(f, "") for f in fractions)) for label, row in cells.items()])
+        for preset, part in gains[gains.arm == "cnn_finetune"].groupby("preset", sort=False):
+            part = part.sort_values("fraction")
+            ends = part.iloc[[0, -1]] if len(part) > 1 else part
+            s.text(f"Fine-tuned transfer (`cnn_finetune`{', ' + preset + ' preset' if several_presets else ''}) "
+                   "against scratch: " + "; ".join(
+                       f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points with {100 * r.fraction:g}% "
+                       f"of the block-2 training images ({r.gain_seeds:.0f} seed{'' if r.gain_seeds == 1 else 's'})"
+                       for r in ends.itertuples()) + ".")
+    return s
+
+
+def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str) -> Section:
+    """Each arm's gain over scratch pooled over the class-block draws of one trunk: pairs
+    made within a draw and seed, then mean ± std over all of them."""
+    draws = sorted(transfer["block_seed"].unique())
+    s = Section(f"Images: transfer pooled over {len(draws)} class-block draws · trunk `{trunk}`")
+    s.bullets([f"draw {d}: {transfer[transfer.block_seed == d]['blocks'].iloc[0]}" for d in draws])
+    gains = gains_over_scratch(transfer, keys=("preset", "trunk"))
+    if not len(gains):
+        return s
+    fractions = sorted(gains.fraction.unique())
+    several_presets = gains["preset"].nunique() > 1
+    gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
+    last = gains[gains.fraction == fractions[0]].sort_values("gain_mean", ascending=False)["label"]
+    cells = {label: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} ({r.gain_seeds:.0f})"
+                     for r in gains[gains.label == label].itertuples()} for label in last}
+    s.text("Gain over scratch in points, mean ± std over every (draw, seed) pair, pairs in brackets; "
+           "sorted by the gain with the least block-2 data.")
+    s.table(["arm", *(f"{f:g}" for f in fractions)],
+            [(label, *(row.get(f, "") for f in fractions)) for label, row in cells.items()])
+    points = gains.assign(gain_mean=100 * gains.gain_mean, gain_std=100 * gains.gain_std)
+    s.figure("images_transfer_gain" + suffix, figures.lines_with_bands(
+        points, "fraction", "gain_mean", "gain_std", "label", "Gain over scratch by block-2 data",
+        "share of block-2 training images (log scale)",
+        "points over scratch (mean ± std over draws and seeds)"),
+        "line chart of each arm's gain over scratch against the share of block-2 data")
+    return s

@@ -148,15 +148,19 @@ from studybench.models.image.model import image_builder  # noqa: E402
 from studybench.registry import ModelSpec, register  # noqa: E402
 
 # seed: airbench94 as published (94% on all ten CIFAR-10 classes in 9.9 epochs on a GPU):
-# widths 64/256/256, batch 1024, label smoothing 0.2, Nesterov SGD (momentum 0.85), a
-# warm-up then annealed rate, weight averaging, flips and 2-pixel translations, TTA level
-# 2. Its learning rate (11.5 per 1024 summed examples, with biases x64) is restated for a
-# mean loss as 1.5; its Lookahead averaging as an EMA of the weights.
-_SEED = {"scale": "standard", "crop_padding": 2, "flip": True, "channels_last": True,
+# widths 64/256/256, batch 1024, 10 epochs, label smoothing 0.2, Nesterov SGD with momentum
+# 0.85, flips and 2-pixel translations, test-time level 2. Restated for this engine's mean
+# loss: airbench's rate of 11.5 per 1,024 summed examples (divided by 1 + 1/(1 - momentum))
+# is 1.5; its decoupled decay of 0.0153 x 1024 / 7851 per step is a coupled weight decay of
+# 1.3e-3 at that rate. Its warm-up from 0.2x over 23% of the steps then linear decay is the
+# engine's one-cycle schedule (warm-up over 25%, cosine decay); its Lookahead averaging,
+# whose weight grows to about 0.95 a step, is an EMA of 0.95. Not kept: the 64x rate of the
+# BatchNorm biases and the whitening bias frozen after 3 epochs.
+_SEED = {"scale": "standard", "crop_padding": 2, "flip": True, "channels_last": True, "tta": 2,
          "train.precision": "auto", "train.optimizer": "sgd", "train.momentum": 0.85,
-         "train.lr": 1.5, "train.weight_decay": 5e-4, "train.batch_size": 1024, "train.epochs": 10,
+         "train.lr": 1.5, "train.weight_decay": 1.3e-3, "train.batch_size": 1024, "train.epochs": 10,
          "train.patience": 10, "train.schedule": "onecycle", "train.label_smoothing": 0.2,
-         "train.ema": 0.98, "transfer_epochs": 10}
+         "train.ema": 0.95, "transfer_epochs": 10}
 # tuned: sized for a block of CIFAR-10 (20,000 training images) on 2 CPU cores; see the
 # comment on each change (validation accuracy, block 1, seed 0).
 _TUNED = {**_SEED}
