@@ -376,3 +376,21 @@ def test_whitened_model_saves_and_loads(whitened, tmp_path):
     (tmp_path / "t").mkdir()
     again = ImageModel.load(tmp_path / "t" / model.save(tmp_path / "t"))
     assert (again.scores(test)[0] == model.scores(test)[0]).all()
+
+
+def test_test_time_views_score_the_test_set_but_not_validation(whitened):
+    """Validation during training sees the plain image (one forward); scores() (test,
+    predict, serve) averages the test-time views."""
+    from studybench.models.image.layers import TestTimeViews, test_time_logits
+
+    net, images = whitened.net_.eval(), _pixels(4)
+    with torch.no_grad():
+        plain = net(images)
+        assert torch.equal(plain, net._logits(images))
+        with TestTimeViews(net):
+            viewed = net(images)
+        assert torch.allclose(viewed, test_time_logits(net._logits, images, 2))
+        assert not torch.allclose(plain, viewed)
+        assert torch.equal(net(images), plain)  # the views are off again after scoring
+    scores, _ = whitened.scores(ImageSet(images, torch.zeros(4, dtype=torch.long), ("c0", "c1", "c2")))
+    assert torch.allclose(torch.from_numpy(scores), torch.softmax(viewed, 1), atol=1e-6)

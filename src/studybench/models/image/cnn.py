@@ -164,18 +164,20 @@ def make_head(p: CnnParams, trunk: ConvTrunk, n_classes: int) -> nn.Module:
 
 
 class ImageClassifier(nn.Module):
-    """raw uint8 images -> logits: preprocess, trunk, head; at evaluation, averaged over the
-    test-time views of ``tta`` (:func:`test_time_logits`: 1 adds the mirrored image)."""
+    """raw uint8 images -> logits: preprocess, trunk, head; when scoring test images
+    (:class:`TestTimeViews`), averaged over the views of ``tta`` (:func:`test_time_logits`:
+    1 adds the mirrored image)."""
 
     def __init__(self, preprocess: Preprocess, trunk: nn.Module, head: nn.Module, tta: int = 0):
         super().__init__()
         self.preprocess, self.trunk, self.head, self.tta = preprocess, trunk, head, tta
+        self.tta_active = False
 
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(self.preprocess(images)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.training or not self.tta:
+        if self.training or not (self.tta and self.tta_active):
             return self._logits(images)
         return test_time_logits(self._logits, images, self.tta)
 

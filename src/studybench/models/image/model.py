@@ -109,7 +109,10 @@ class ImageModel:
         """Class probabilities ``[N, classes]`` for an ImageSet."""
         if self.task != "classification":
             raise StudybenchError("an autoencoder reconstructs images; it has no class scores")
-        return predict_proba(self.net_, _tensors(images, False), batch_size=512), "probability"
+        from studybench.models.image.layers import TestTimeViews
+
+        with TestTimeViews(self.net_):  # the test-time views, if the network has them
+            return predict_proba(self.net_, _tensors(images, False), batch_size=512), "probability"
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, dict]:

@@ -55,7 +55,7 @@ class TransferNet(nn.Module):
         super().__init__()
         self.augment = augment
         self.parts = nn.ModuleList(Frozen(p) if frozen else p for p in parts)
-        self.head, self.trunk_lr_scale, self.tta = head, trunk_lr_scale, tta
+        self.head, self.trunk_lr_scale, self.tta, self.tta_active = head, trunk_lr_scale, tta, False
         self.probe_epochs, self.probing = probe_epochs, False
         # what fine-tuning trains: not the parts' own fixed weights (whitened_cnn's whitening)
         self._tunable = [p.requires_grad for p in self.parts.parameters()]
@@ -77,7 +77,7 @@ class TransferNet(nn.Module):
         return self.head(torch.cat([part(x) for part in self.parts], dim=1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.training or not self.tta:
+        if self.training or not (self.tta and self.tta_active):
             return self._logits(self.augment.maybe_augment(images))
         return test_time_logits(self._logits, images, self.tta)
 
