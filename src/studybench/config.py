@@ -95,7 +95,6 @@ class TransferConfig:
     source: str = ""  # a finished block-1 CNN run folder; empty: the run of `cnn` in this study
     ae_source: str = ""  # a finished conv_autoencoder run folder; empty: trained in this study
     trunk_lr_scale: float = 0.1  # fine-tuned pretrained parts learn this much slower than the head
-    probe_share: float = 0.3  # lp_ft: share of the epochs spent on the linear probe before fine-tuning
     epochs: int = 0  # training epochs of every arm; 0: the CNN's own, capped by its transfer_epochs (tuned 10)
 
 

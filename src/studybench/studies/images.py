@@ -133,8 +133,6 @@ def plan_images(
         raise StudybenchError(f"--set transfer.arms: unknown arm {bad[0]!r} (known: {', '.join(ARMS)})")
     if t.epochs < 0:
         raise StudybenchError(f"--set transfer.epochs={t.epochs}: expected 0 (the CNN's budget) or more")
-    if "lp_ft" in t.arms and not 0 < t.probe_share < 1:
-        raise StudybenchError(f"--set transfer.probe_share={t.probe_share:g}: expected a share in (0, 1)")
     for f in t.fractions:
         if not 0 < f <= 1:
             raise StudybenchError(f"--set transfer.fractions: {f:g} is not in (0, 1]")
@@ -197,8 +195,6 @@ def plan_images(
                 record = {**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}", "seed": seed,
                           "fraction": fraction, "cnn": t.cnn, "trunk_lr_scale": t.trunk_lr_scale,
                           "epochs": t.epochs}
-                if arm == "lp_ft":
-                    record["probe_share"] = t.probe_share
                 # the sources are part of what the run depends on
                 record["sources"] = _sources(arm, config, block1)
                 run_id = f"{arm}.{preset}.b2.f{fraction:g}.s{seed}-{config_hash(record)}"
@@ -263,7 +259,7 @@ def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict
         cnn = _load_source(inputs.sources["cnn"], record["sources"]["cnn"])
         ae = _load_source(inputs.sources["ae"], record["sources"]["ae"]) if "ae" in inputs.sources else None
         model, prepare = transfer_model(record["arm"], cnn, ae, seed, record["trunk_lr_scale"],
-                                        epochs=record["epochs"], probe_share=record.get("probe_share", 0.3))
+                                        epochs=record["epochs"])
     train, val = _split(block, config, seed, record["fraction"])
     model.on_epoch = on_epoch
     started = time.perf_counter()

@@ -83,27 +83,65 @@ class ImageModel:
         return {**result, "n_params": self.n_params_, "n_trainable": self.n_trainable_}
 
     def _fit_probe_then_tune(self, train, val, checkpoint: Path | None) -> dict[str, Any]:
-        """LP-FT's two phases, one after the other, as one run of ``train.epochs`` epochs: the
-        head alone for ``net.probe_epochs`` (not checkpointed: a resumed run repeats this
-        short, deterministic phase), then everything for the rest; one history."""
+        """LP-FT as one run of ``train.epochs`` epochs: the linear probe (:meth:`_probe`) is the
+        first (it costs one forward pass over the training images; a resumed run repeats it,
+        it is deterministic), then everything is fine-tuned for the rest; one history."""
         net, config, total = self.net_, self.train_config, self.train_config.epochs
-        phases = (("probe", net.probe_epochs, None), ("tune", total - net.probe_epochs, checkpoint))
-        history: list[dict] = []
-        for phase, epochs, phase_checkpoint in phases:
-            offset = len(history)
+        history = [{"epoch": 1, **self._probe(train, val), "phase": "probe"}]
+        if self.on_epoch:
+            self.on_epoch({**history[0], "max_epochs": total})
 
-            def on_epoch(row: dict, offset: int = offset) -> None:
-                if self.on_epoch:
-                    self.on_epoch({**row, "epoch": row["epoch"] + offset, "max_epochs": total})
+        def on_epoch(row: dict) -> None:
+            if self.on_epoch:
+                self.on_epoch({**row, "epoch": row["epoch"] + 1, "max_epochs": total})
 
-            net.set_probing(phase == "probe")
-            result = fit_classifier(net, _tensors(train), _tensors(val), len(self.classes_),
-                                    replace(config, epochs=epochs, patience=min(config.patience, epochs)),
-                                    self.seed, on_epoch=on_epoch, checkpoint=phase_checkpoint)
-            history += [{**row, "epoch": row["epoch"] + offset, "phase": phase} for row in result.pop("history")]
-        result.update(history=history, best_epoch=result["best_epoch"] + offset, epochs_run=len(history),
-                      probe_epochs=net.probe_epochs)
+        net.set_probing(False)
+        rest = total - 1
+        result = fit_classifier(net, _tensors(train), _tensors(val), len(self.classes_),
+                                replace(config, epochs=rest, patience=min(config.patience, rest)),
+                                self.seed, on_epoch=on_epoch, checkpoint=checkpoint)
+        history += [{**row, "epoch": row["epoch"] + 1, "phase": "tune"} for row in result.pop("history")]
+        result.update(history=history, best_epoch=result["best_epoch"] + 1, epochs_run=len(history),
+                      probe_epochs=1)
         return result
+
+    def _probe(self, train, val, max_iter: int = 300) -> dict[str, float]:
+        """The linear probe: the head fitted to convergence by L-BFGS (cross-entropy plus the
+        recipe's weight decay as an L2 penalty) on the fixed parts' features of the plain
+        training images, as Kumar et al. fit a logistic regression. Returns the epoch's metrics."""
+        import torch.nn.functional as F
+
+        from studybench.training.tasks import macro_f1
+
+        net, config = self.net_, self.train_config
+        net.set_probing(True)
+        net.eval()
+        with torch.no_grad():
+            features = {name: torch.cat([net.features(part) for part in images.images.split(512)])
+                        for name, images in (("train", train), ("val", val))}
+        labels = {"train": train.labels, "val": val.labels}
+        params = [p for p in net.head.parameters() if p.requires_grad]
+        optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=20,
+                                      line_search_fn="strong_wolfe")
+
+        def loss() -> torch.Tensor:
+            optimizer.zero_grad()
+            value = F.cross_entropy(net.head(features["train"]), labels["train"])
+            value = value + 0.5 * config.weight_decay * sum((p * p).sum() for p in params)
+            value.backward()
+            return value
+
+        torch.manual_seed(self.seed)
+        optimizer.step(loss)
+        row = {}
+        with torch.no_grad():
+            for name in ("train", "val"):
+                logits = net.head(features[name])
+                predicted = logits.argmax(1).numpy()
+                row[f"{name}_loss"] = float(F.cross_entropy(logits, labels[name]))
+                row[f"{name}_accuracy"] = float(np.mean(predicted == labels[name].numpy()))
+                row[f"{name}_macro_f1"] = macro_f1(predicted, labels[name].numpy(), len(self.classes_))
+        return {**row, "lr": 1.0}
 
     def scores(self, images) -> tuple[np.ndarray, str]:
         """Class probabilities ``[N, classes]`` for an ImageSet."""

@@ -8,10 +8,11 @@ Every arm trains on the same block-2 split with the same budget:
   trained at ``trunk_lr_scale`` times the learning rate, under a new head;
 - ``cnn_finetune_full``: the trunk trained at the full learning rate, like the head
   (the schedule's warm-up protects it from the new head's first gradients);
-- ``lp_ft``: linear probe, then fine-tune (Kumar et al., 2022): the new head alone on
-  the fixed trunk for the first ``probe_share`` of the epochs, then every part at
-  ``trunk_lr_scale`` times the learning rate, so the features are not distorted by a
-  random head's gradients;
+- ``lp_ft``: linear probe, then fine-tune (Kumar et al., 2022): the new head fitted to
+  convergence (L-BFGS) on the fixed trunk's features of the training images, counted as
+  the budget's first epoch (it costs one forward pass), then every part at
+  ``trunk_lr_scale`` times the learning rate for the other epochs, so the features are
+  not distorted by a random head's gradients;
 - ``ae_frozen`` / ``ae_finetune``: the block-1 autoencoder's encoder, the same way,
   under Dense 256 -> Dropout 0.5 -> output;
 - ``cnn_ae_concat``: the study's combined model done correctly: the encoder's code
@@ -48,7 +49,8 @@ class TransferNet(nn.Module):
 
     ``probe_epochs`` > 0 (LP-FT): the model is trained in two phases, and ``probing`` says
     which: while probing, the parts are fixed (no gradients, BatchNorm statistics kept) and
-    only the head learns; afterwards everything learns at ``trunk_lr_scale`` times the rate."""
+    only the head learns (:meth:`ImageModel._probe`); afterwards everything learns at
+    ``trunk_lr_scale`` times the rate."""
 
     def __init__(self, augment: Preprocess, parts: list[nn.Module], head: nn.Module, frozen: bool,
                  trunk_lr_scale: float, tta: int = 0, probe_epochs: int = 0):
@@ -73,8 +75,12 @@ class TransferNet(nn.Module):
             self.parts.eval()  # a probe does not move the trunk's BatchNorm statistics either
         return self
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The parts' concatenated features of (un-augmented) images: what the head sees."""
+        return torch.cat([part(x) for part in self.parts], dim=1)
+
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([part(x) for part in self.parts], dim=1))
+        return self.head(self.features(x))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.training or not (self.tta and self.tta_active):
@@ -143,13 +149,11 @@ def _load_part(part: nn.Module, source: ImageModel, which: str) -> None:
 
 
 def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed: int,
-                   trunk_lr_scale: float = 0.1, dense: int = 256, dropout: float = 0.5, epochs: int = 0,
-                   probe_share: float = 0.3):
+                   trunk_lr_scale: float = 0.1, dense: int = 256, dropout: float = 0.5, epochs: int = 0):
     """``(model, prepare)``: an unfitted block-2 model for ``arm`` and the function that
     loads the block-1 weights into its network before training. Every arm trains with
     the block-1 CNN's recipe for ``epochs`` epochs; 0 keeps the CNN's own epochs, at most
-    its ``transfer_epochs`` when that is set. ``lp_ft`` spends ``probe_share`` of them
-    (at least one) on the linear probe."""
+    its ``transfer_epochs`` when that is set. ``lp_ft``'s probe counts as the first."""
     from studybench import registry
 
     if arm not in ARMS:
@@ -159,8 +163,6 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
         raise StudybenchError("transfer needs a block-1 CNN classifier (--set transfer.cnn=NAME)")
     if "ae" in NEEDS[arm] and (ae is None or ae.task != "reconstruction"):
         raise StudybenchError(f"arm {arm} needs a block-1 autoencoder (conv_autoencoder)")
-    if not 0 < probe_share < 1:
-        raise StudybenchError(f"--set transfer.probe_share={probe_share:g}: expected a share in (0, 1)")
     cnn_params = _params(cnn.recipe)
     own = cnn_params.train.epochs
     budget = epochs or (min(own, cnn_params.transfer_epochs) if cnn_params.transfer_epochs else own)
@@ -174,7 +176,7 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
               "flip": cnn_params.flip, "trunk_lr_scale": 1.0 if arm == "cnn_finetune_full" else trunk_lr_scale,
               "dense": dense, "dropout": dropout, "tta": tta_level(cnn_params)}
     if arm == "lp_ft":
-        recipe["probe_epochs"] = min(max(1, round(budget * probe_share)), budget - 1)
+        recipe["probe_epochs"] = 1
     if "ae" in NEEDS[arm]:
         recipe["ae"] = ae.recipe
 
