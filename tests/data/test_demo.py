@@ -56,5 +56,6 @@ def test_demo_image_settings_run_the_whole_image_study(tmp_path):
     settings = {**DEMO_IMAGE_SETTINGS, "train.epochs": 1}
     block1, transfer = run_images(demo_images(n_train=12, n_test=4), seeds="0", overrides=settings,
                                   out=tmp_path)
-    assert len(block1) == 5 and len(transfer) == 6 * 2
+    assert len(block1) == 6 and "whitened_cnn" in set(block1["model"])  # the study's five and whitened_cnn
+    assert len(transfer) == 6 * 2
     assert transfer["accuracy_mean"].notna().all()
