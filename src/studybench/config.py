@@ -95,6 +95,7 @@ class TransferConfig:
     source: str = ""  # a finished block-1 CNN run folder; empty: the run of `cnn` in this study
     ae_source: str = ""  # a finished conv_autoencoder run folder; empty: trained in this study
     trunk_lr_scale: float = 0.1  # fine-tuned pretrained parts learn this much slower than the head
+    lp_ft_lr_scale: float = 0.01  # lp_ft: every part's rate after the probe (0.1 diverged from the probed head)
     epochs: int = 0  # training epochs of every arm; 0: the CNN's own, capped by its transfer_epochs (tuned 10)
 
 
@@ -228,6 +229,9 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "min_count": _at_least(1), "min_tokens": _at_least(0), "blocks": _at_least(1), "image_size": _at_least(8),
     "widths": _at_least(1), "dense": _at_least(0), "convs": _at_least(1), "crop_padding": _at_least(0),
     "trunk_lr_scale": _at_least(0, whole=False), "C": _at_least(1e-12, whole=False),
+    "lp_ft_lr_scale": _at_least(0, whole=False), "momentum": _between(0, 1, low_in=True),
+    "ema": _between(0, 1, low_in=True), "bn_momentum": _between(0, 1, low_in=True),
+    "whiten_kernel": _at_least(1), "whiten_images": _at_least(1),
 }
 
 
@@ -236,6 +240,7 @@ LIMITS: dict[str, tuple[str, Any]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "TrainConfig.precision": ("32", "bf16", "auto"),
     "TrainConfig.schedule": ("plateau", "onecycle"),
+    "TrainConfig.optimizer": ("adam", "sgd"),
     "TrainConfig.class_weights": ("none", "balanced"),
 }
 

@@ -175,12 +175,14 @@ def findings_section(c: Collected) -> Section | None:
     frame = _image_frame(c.images)
     if len(frame):
         block1 = frame[(frame.stage == "block1") & frame.accuracy.notna()]
-        if len(block1):
-            g = block1.groupby(["model", "preset"], sort=False)["accuracy"]
+        several = block1["block_seed"].nunique() > 1  # different tasks: never averaged together
+        for draw, part in block1.groupby("block_seed", sort=True):
+            g = part.groupby(["model", "preset"], sort=False)["accuracy"]
             best = g.mean().idxmax()
             values = g.get_group(best)
-            items.append(f"Images, block 1: the best network is `{best[0]}` ({best[1]} preset) at test accuracy "
-                         f"{_pm(values.mean(), _std(values))} ({_seeds(len(values))}).")
+            where = f" (class-block draw {draw}: {part['blocks'].iloc[0].split(' | ')[0]})" if several else ""
+            items.append(f"Images, block 1{where}: the best network is `{best[0]}` ({best[1]} preset) at test "
+                         f"accuracy {_pm(values.mean(), _std(values))} ({_seeds(len(values))}).")
         transfer = frame[frame.stage == "transfer"]
         gains = gains_over_scratch(transfer, keys=("preset", "trunk"))  # pooled over class-block draws
         for trunk, part in gains.groupby("trunk", sort=False, dropna=False):
@@ -191,8 +193,8 @@ def findings_section(c: Collected) -> Section | None:
                 at = part[part.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
                 parts.append(f"with {100 * fraction:g}% of block 2's training images the best arm, `{at.arm}`, "
                              f"gains {100 * at.gain_mean:+.1f} ± {100 * at.gain_std:.1f} points over scratch "
-                             f"({int(at.gain_seeds)} seed{'s' if at.gain_seeds != 1 else ''}"
-                             + (f" over {draws} class-block draws" if draws > 1 else "") + ")")
+                             + (f"({int(at.gain_seeds)} draw-seed pairs over {draws} class-block draws)" if draws > 1
+                                else f"({_seeds(int(at.gain_seeds))})"))
             label = f" from `{trunk}`" if gains["trunk"].nunique() > 1 else ""
             items.append(f"Transfer{label}: " + "; ".join(parts) + ".")
     if not items:
@@ -342,7 +344,7 @@ def image_sections(c: Collected) -> list[Section]:
     if len(block1):
         s = Section("Images: block 1")
         blocks = c.images[0].config.get("images", {}).get("blocks", [])
-        if blocks:
+        if blocks and frame["block_seed"].nunique() == 1:
             s.text("Block 1 classes: " + ", ".join(blocks[0]) + ". Block 2 classes: "
                    + ", ".join(blocks[1] if len(blocks) > 1 else []) + ".")
         draws = block1["block_seed"].nunique() > 1  # several class-block draws: one row per draw

@@ -195,6 +195,8 @@ def plan_images(
                 record = {**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}", "seed": seed,
                           "fraction": fraction, "cnn": t.cnn, "trunk_lr_scale": t.trunk_lr_scale,
                           "epochs": t.epochs}
+                if arm == "lp_ft":  # its fine-tuning rate (in the record of lp_ft runs only)
+                    record["trunk_lr_scale"] = t.lp_ft_lr_scale
                 # the sources are part of what the run depends on
                 record["sources"] = _sources(arm, config, block1)
                 run_id = f"{arm}.{preset}.b2.f{fraction:g}.s{seed}-{config_hash(record)}"
