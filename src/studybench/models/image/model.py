@@ -135,8 +135,7 @@ class ImageModel:
             value.backward()
             return value
 
-        torch.manual_seed(self.seed)
-        optimizer.step(loss)
+        optimizer.step(loss)  # deterministic: no random draw
         row = {}
         with torch.no_grad():
             for name in ("train", "val"):

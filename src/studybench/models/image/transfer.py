@@ -159,8 +159,8 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
 
     if arm not in ARMS:
         raise StudybenchError(f"unknown transfer arm '{arm}' (known: {', '.join(ARMS)})")
-    if cnn is None or cnn.task != "classification" or "model" not in cnn.recipe \
-            or registry.get(cnn.recipe["model"]).build.trunk is None:
+    family = registry.get(cnn.recipe["model"]).build if cnn is not None and "model" in cnn.recipe else None
+    if family is None or cnn.task != "classification" or family.trunk is None:
         raise StudybenchError("transfer needs a block-1 CNN classifier (--set transfer.cnn=NAME)")
     if "ae" in NEEDS[arm] and (ae is None or ae.task != "reconstruction"):
         raise StudybenchError(f"arm {arm} needs a block-1 autoencoder (conv_autoencoder)")
@@ -169,8 +169,7 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
     budget = epochs or (min(own, cnn_params.transfer_epochs) if cnn_params.transfer_epochs else own)
     train = replace(cnn_params.train, epochs=budget)
     if arm == "scratch":
-        return ImageModel(cnn.recipe, make_net, train, seed,
-                          initialize=registry.get(cnn.recipe["model"]).build.initialize), None
+        return ImageModel(cnn.recipe, make_net, train, seed, initialize=family.initialize), None
     if arm == "lp_ft" and budget < 2:
         raise StudybenchError(f"arm lp_ft needs two or more epochs (a probe, then fine-tuning), not {budget}")
     recipe = {"arm": arm, "cnn": cnn.recipe, "crop_padding": cnn_params.crop_padding,

@@ -120,17 +120,13 @@ class ScaledLinear(nn.Module):
         return self.linear(features) * self.scale
 
 
-def make_trunk(p: WhitenedParams, image_size: int = 32) -> WhitenedTrunk:
-    return WhitenedTrunk(p, image_size)
-
-
 def make_head(p: WhitenedParams, trunk: WhitenedTrunk, n_classes: int) -> ScaledLinear:
     return ScaledLinear(trunk.out_features, n_classes, p.logit_scale)
 
 
 def make_whitened(p: WhitenedParams, n_classes: int, image_size: int = 32) -> ImageClassifier:
     """The classifier network for ``p`` (weights drawn from torch's current seed)."""
-    trunk = make_trunk(p, image_size)
+    trunk = WhitenedTrunk(p, image_size)
     return ImageClassifier(preprocess_for(p), trunk, make_head(p, trunk, n_classes), p.tta)
 
 
@@ -177,6 +173,6 @@ register(ModelSpec(
     name="whitened_cnn", study="images", family="cnn",
     summary="speed-run CNN (airbench): frozen patch-whitening layer, 3 conv groups with BN+GELU, "
             "Nesterov SGD, EMA, test-time flips (not in the study)",
-    params=WhitenedParams, build=image_builder("whitened_cnn", make_whitened, trunk=make_trunk,
+    params=WhitenedParams, build=image_builder("whitened_cnn", make_whitened, trunk=WhitenedTrunk,
                                                head=make_head, initialize=initialize),
     features=("images",), in_study=False, presets={"seed": _SEED, "tuned": _TUNED}))
