@@ -120,3 +120,30 @@ def test_sgd_is_nesterov_and_options_are_checked():
     for bad, match in (({"optimizer": "lamb"}, "train.optimizer=lamb"), ({"ema": 1.0}, "train.ema=1.0")):
         with pytest.raises(StudybenchError, match=match):
             fit_classifier(Linear(), _noisy(8, 0), _noisy(4, 1), 3, TrainConfig(epochs=1, **bad), seed=0)
+
+
+class _LastToken(nn.Module):
+    """Logits from each row's last valid token: wrong if a row met another row's length."""
+
+    def forward(self, ids, lengths):
+        return F.one_hot(ids[torch.arange(len(ids)), lengths - 1], 4).float() * 10
+
+
+def test_unshuffled_sequence_batches_come_shortest_first_and_scores_keep_row_order():
+    from studybench.training.engine import TensorBatches, predict_proba
+
+    torch.manual_seed(0)
+    lengths = torch.randint(1, 30, (50,))
+    ids = torch.zeros(50, 30, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(1, 4, (int(n),))
+    tensors = {"ids": ids, "lengths": lengths}
+
+    batches = TensorBatches(tensors, 8, shuffle=False, trim=True)
+    cut = [batch["ids"].shape[1] for batch in batches]
+    in_file_order = [int(lengths[i:i + 8].max()) for i in range(0, 50, 8)]
+    assert cut == sorted(cut) and sum(cut) < 0.8 * sum(in_file_order)  # each batch cut near its own length
+    assert torch.equal(lengths[batches.order], lengths.sort(stable=True).values)
+
+    probs = predict_proba(_LastToken(), tensors, batch_size=8, trim=True)
+    assert (probs.argmax(1) == ids[torch.arange(50), lengths - 1].numpy()).all()  # rows in file order
