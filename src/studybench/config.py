@@ -97,6 +97,8 @@ class TransferConfig:
     trunk_lr_scale: float = 0.1  # fine-tuned pretrained parts learn this much slower than the head
     lp_ft_lr_scale: float = 0.01  # lp_ft: every part's rate after the probe (0.1 diverged from the probed head)
     epochs: int = 0  # training epochs of every arm; 0: the CNN's own, capped by its transfer_epochs (tuned 10)
+    min_steps: int = 0  # at least this many optimiser steps at every share (more epochs on a small
+    # share, every arm alike); 0: off, the same epochs at every share as in the study
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def _at_least(low: float, whole: bool = True):
 LIMITS: dict[str, tuple[str, Any]] = {
     "test_size": _between(0, 1), "val_size": _between(0, 1),
     "train_fraction": _between(0, 1, high_in=True), "fractions": _between(0, 1, high_in=True),
-    "epochs": _at_least(1), "TransferConfig.epochs": _at_least(0),
+    "epochs": _at_least(1), "TransferConfig.epochs": _at_least(0), "min_steps": _at_least(0),
     "batch_size": _at_least(1), "lr": _at_least(1e-12, whole=False), "lr_factor": _between(0, 1),
     "weight_decay": _at_least(0, whole=False), "min_lr": _at_least(0, whole=False),
     "grad_clip": _at_least(0, whole=False), "patience": _at_least(0), "lr_patience": _at_least(0),

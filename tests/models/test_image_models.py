@@ -191,6 +191,19 @@ def test_transfer_budget_is_the_same_for_every_arm(sources):
     assert transfer_model("scratch", seed, ae, 0)[0].train_config.epochs == 40  # the study's own budget
 
 
+def test_a_step_floor_gives_a_small_share_more_epochs_for_every_arm_alike(sources):
+    from studybench.models.image.transfer import transfer_epochs
+
+    assert transfer_epochs(10, 200, 2000, 512) == 50  # 4 steps an epoch: 50 epochs for 200 steps
+    assert transfer_epochs(10, 200, 20000, 512) == 10  # 40 steps an epoch: the budget already has 400
+    assert transfer_epochs(10, 0, 2000, 512) == transfer_epochs(10, 200, 0, 512) == 10  # off; no images
+    cnn, ae = sources  # batch: the tuned cnn_basic's
+    batch = cnn.train_config.batch_size
+    for arm in ("scratch", "cnn_finetune", "cnn_finetune_full", "lp_ft", "cnn_ae_concat"):
+        model = transfer_model(arm, cnn, ae, 0, min_steps=30, n_train=3 * batch)[0]
+        assert model.train_config.epochs == 10  # 30 steps of 3 an epoch, whatever the arm
+
+
 def test_transfer_needs_the_right_sources(sources):
     cnn, ae = sources
     with pytest.raises(StudybenchError, match="needs a block-1 autoencoder"):

@@ -94,6 +94,7 @@ def test_transfer_from_a_given_source_run(study, cifar, tmp_path):
     ({"transfer.arms": "warm"}, "unknown arm 'warm'"),
     ({"transfer.fractions": "0"}, "transfer.fractions=0.0: expected a number > 0 and ≤ 1"),
     ({"transfer.epochs": "-1"}, "transfer.epochs=-1: expected a whole number ≥ 0"),
+    ({"transfer.min_steps": "-5"}, "transfer.min_steps=-5: expected a whole number ≥ 0"),
     ({"data.blocks": "1"}, "transfer needs two blocks"),
     ({"model.nope": "1"}, "--set model.nope: unknown key"),
     ({"transfer.source": "/nowhere", "transfer.arms": "cnn_frozen"}, "nowhere: not a finished image run"),
@@ -247,3 +248,19 @@ def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path)
     pooled = markdown.split("Images: transfer pooled over 2 class-block draws")[1]
     assert "(4)" in pooled.split("\n| lp_ft")[1].split("\n")[0]  # 2 draws x 2 seeds
     assert "over 2 class-block draws" in markdown.split("Findings")[1].split("\n###")[0]
+
+
+def test_a_step_floor_lengthens_small_shares_and_leaves_other_run_ids_alone(cifar, tmp_path):
+    from studybench.models.image.transfer import transfer_epochs
+    from studybench.studies.images import plan_images
+
+    base = {**QUICK, "transfer.arms": "scratch", "transfer.fractions": "0.5"}
+    plain = {j.run_id for j in plan_images(cifar, models="cnn_basic", overrides=base).jobs}
+    floored = {j.run_id for j in plan_images(cifar, models="cnn_basic",
+                                             overrides={**base, "transfer.min_steps": "0"}).jobs}
+    assert plain == floored  # 0 is off and not in the record: earlier runs keep their ids
+
+    run_images(cifar, models="cnn_basic", seeds="0", overrides={**base, "transfer.min_steps": "6"}, out=tmp_path)
+    metrics = json.loads(next(tmp_path.glob("runs/scratch.*/metrics.json")).read_text())
+    expected = transfer_epochs(2, 6, metrics["sizes"]["train"], 16)
+    assert expected > 2 and metrics["selection"]["epochs_run"] == expected

@@ -36,7 +36,7 @@ from studybench.data.images import (
 from studybench.errors import StudybenchError
 from studybench.evaluation.metrics import classification_metrics
 from studybench.models.image.model import ImageModel
-from studybench.models.image.transfer import ARMS, NEEDS, transfer_model
+from studybench.models.image.transfer import ARMS, NEEDS, transfer_epochs, transfer_model
 from studybench.pipeline.driver import Progress, run_plan
 from studybench.pipeline.executors import Executor
 from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
@@ -177,6 +177,8 @@ def plan_images(
         cnn = params[t.cnn] if t.cnn in params else registry.get(t.cnn).resolve(preset)
         own = cnn.train.epochs
         budget = t.epochs or (min(own, cnn.transfer_epochs) if cnn.transfer_epochs else own)
+        # block 2's training images at share 1 (for the step floor's epochs in the cost)
+        block2_train = round(len(loaded.train) * len(ids[1]) / len(loaded.train.classes) * (1 - config.data.val_size))
     for seed in seed_list:
         block1 = {}
         for spec in specs:
@@ -194,7 +196,7 @@ def plan_images(
             for arm in t.arms:
                 record = {**base, "stage": "transfer", "arm": arm, "model": f"transfer:{arm}", "seed": seed,
                           "fraction": fraction, "cnn": t.cnn, "trunk_lr_scale": t.trunk_lr_scale,
-                          "epochs": t.epochs}
+                          "epochs": t.epochs, **({"min_steps": t.min_steps} if t.min_steps else {})}
                 if arm == "lp_ft":  # its fine-tuning rate (in the record of lp_ft runs only)
                     record["trunk_lr_scale"] = t.lp_ft_lr_scale
                 # the sources are part of what the run depends on
@@ -203,7 +205,9 @@ def plan_images(
                 record["run_id"] = run_id
                 jobs.append(Job(run_id, "images", RUNNER, record["model"], arm, preset, seed, record, data_ref,
                                 inputs=(f"{key}:b2",), sources=dict(record["sources"]), settings=config,
-                                context={"images": block_info}, cost=budget * fraction))
+                                context={"images": block_info},
+                                cost=transfer_epochs(budget, t.min_steps, round(block2_train * fraction),
+                                                     cnn.train.batch_size) * fraction))
     return Plan("images", jobs, payloads)
 
 
@@ -254,6 +258,7 @@ def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict
     record, seed = job.record, job.seed
     seed_everything(seed)
     torch.manual_seed(seed)
+    train, val = _split(block, config, seed, record["fraction"])  # seeded itself: draws no global RNG
     if record["stage"] == "block1":
         model: ImageModel = registry.get(job.model).build(job.params, "images", seed)
         prepare = None
@@ -261,8 +266,8 @@ def execute_job(job: Job, inputs: Inputs, folder: Path, on_epoch: Callable[[dict
         cnn = _load_source(inputs.sources["cnn"], record["sources"]["cnn"])
         ae = _load_source(inputs.sources["ae"], record["sources"]["ae"]) if "ae" in inputs.sources else None
         model, prepare = transfer_model(record["arm"], cnn, ae, seed, record["trunk_lr_scale"],
-                                        epochs=record["epochs"])
-    train, val = _split(block, config, seed, record["fraction"])
+                                        epochs=record["epochs"], min_steps=record.get("min_steps", 0),
+                                        n_train=len(train))
     model.on_epoch = on_epoch
     started = time.perf_counter()
     selection = model.fit(train, val, prepare, checkpoint=inputs.checkpoint)
