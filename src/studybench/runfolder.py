@@ -181,6 +181,15 @@ def _round(value: Any, digits: int = 3) -> Any:
     return round(value, digits) if isinstance(value, (int, float)) and math.isfinite(value) else value
 
 
+def image_context(run: Run) -> tuple[str | None, int | None]:
+    """An image run's transfer trunk (None at block 1) and class-block draw (None in records
+    older than the draws)."""
+    config = run.config
+    images = config.get("images") or {}
+    block_seed = images.get("block_seed", (config.get("config") or {}).get("block_seed"))
+    return (config.get("cnn") if run.metrics["stage"] == "transfer" else None), block_seed
+
+
 def result_row(run: Run) -> dict[str, Any]:
     """One row of ``results.csv`` (and of every study table) for a finished run."""
     m, config = run.metrics, run.config
@@ -189,10 +198,8 @@ def result_row(run: Run) -> dict[str, Any]:
     if m["study"] == "lyrics":
         data = Path((config.get("data") or {}).get("path", "")).name
     else:
-        images = config.get("images") or {}
-        data = str(images.get("dataset", "")) or None
-        block_seed = images.get("block_seed", (config.get("config") or {}).get("block_seed"))
-        trunk = config.get("cnn") if m["stage"] == "transfer" else None
+        data = str((config.get("images") or {}).get("dataset", "")) or None
+        trunk, block_seed = image_context(run)
     return {
         "run_id": run.run_id, "study": m["study"], "model": m["model"], "features": m["features"],
         "stage": m["stage"], "arm": m["arm"], "fraction": m["fraction"], "preset": m["preset"],

@@ -20,6 +20,7 @@ from studybench.reporting.reference import (
     TRANSFER_NOTE,
 )
 from studybench.results import gains_over_scratch
+from studybench.runfolder import image_context
 
 
 @dataclass
@@ -326,9 +327,9 @@ def _image_frame(runs: list[Run]) -> pd.DataFrame:
     for r in runs:
         m = r.metrics
         images = r.config.get("images") or {}
-        rows.append({"run": r, "stage": m["stage"], "model": m["model"], "arm": m.get("arm"),
-                     "trunk": r.config.get("cnn") if m["stage"] == "transfer" else None,
-                     "block_seed": images.get("block_seed", (r.config.get("config") or {}).get("block_seed", 0)),
+        trunk, block_seed = image_context(r)
+        rows.append({"run": r, "stage": m["stage"], "model": m["model"], "arm": m.get("arm"), "trunk": trunk,
+                     "block_seed": 0 if block_seed is None else block_seed,  # records before draws: draw 0
                      "blocks": " | ".join(", ".join(b) for b in images.get("blocks", [])),
                      "fraction": m["fraction"], "preset": m["preset"], "seed": m["seed"], "task": m["task"],
                      "accuracy": m["test"].get("accuracy", np.nan), "mse": m["test"].get("mse", np.nan),
