@@ -36,7 +36,7 @@ from studybench.data.images import (
 from studybench.errors import StudybenchError
 from studybench.evaluation.metrics import classification_metrics
 from studybench.models.image.model import ImageModel
-from studybench.models.image.transfer import ARMS, NEEDS, transfer_epochs, transfer_model
+from studybench.models.image.transfer import ARMS, NEEDS, budget_epochs, transfer_epochs, transfer_model
 from studybench.pipeline.driver import Progress, run_plan
 from studybench.pipeline.executors import Executor
 from studybench.pipeline.jobs import DataRef, Inputs, Job, Plan
@@ -175,8 +175,7 @@ def plan_images(
     jobs: list[Job] = []
     if t.arms:  # the transfer arms' epochs (as in transfer_model), for their cost
         cnn = params[t.cnn] if t.cnn in params else registry.get(t.cnn).resolve(preset)
-        own = cnn.train.epochs
-        budget = t.epochs or (min(own, cnn.transfer_epochs) if cnn.transfer_epochs else own)
+        budget = budget_epochs(cnn, t.epochs)
         # block 2's training images at share 1 (for the step floor's epochs in the cost)
         block2_train = round(len(loaded.train) * len(ids[1]) / len(loaded.train.classes) * (1 - config.data.val_size))
     for seed in seed_list:

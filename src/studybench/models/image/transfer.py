@@ -150,6 +150,13 @@ def _load_part(part: nn.Module, source: ImageModel, which: str) -> None:
         body.encoder.load_state_dict(source.net_.encoder.state_dict())
 
 
+def budget_epochs(cnn_params, epochs: int = 0) -> int:
+    """Every arm's epochs before any step floor: ``epochs``, or (0) the block-1 CNN's own, at
+    most its ``transfer_epochs`` when that is set."""
+    own = cnn_params.train.epochs
+    return epochs or (min(own, cnn_params.transfer_epochs) if cnn_params.transfer_epochs else own)
+
+
 def transfer_epochs(epochs: int, min_steps: int, n_train: int, batch_size: int) -> int:
     """``epochs``, or more where they would give fewer than ``min_steps`` optimiser steps on
     ``n_train`` images (0 or no images: ``epochs``). At 10% of a 5-class CIFAR block (2,000
@@ -178,9 +185,7 @@ def transfer_model(arm: str, cnn: ImageModel | None, ae: ImageModel | None, seed
     if "ae" in NEEDS[arm] and (ae is None or ae.task != "reconstruction"):
         raise StudybenchError(f"arm {arm} needs a block-1 autoencoder (conv_autoencoder)")
     cnn_params = _params(cnn.recipe)
-    own = cnn_params.train.epochs
-    budget = transfer_epochs(epochs or (min(own, cnn_params.transfer_epochs) if cnn_params.transfer_epochs else own),
-                             min_steps, n_train, cnn_params.train.batch_size)
+    budget = transfer_epochs(budget_epochs(cnn_params, epochs), min_steps, n_train, cnn_params.train.batch_size)
     train = replace(cnn_params.train, epochs=budget)
     if arm == "scratch":
         return ImageModel(cnn.recipe, make_net, train, seed, initialize=family.initialize), None
