@@ -12,7 +12,7 @@ Every arm trains on the same block-2 split with the same budget:
   convergence (L-BFGS) on the fixed trunk's features of the training images, counted as
   the budget's first epoch (it costs one forward pass), then every part at
   ``trunk_lr_scale`` times the learning rate for the other epochs (the study passes
-  ``transfer.lp_ft_lr_scale``, 0.01), so the features are not distorted by a random
+  ``transfer.lp_ft_lr_scale``, 0.03), so the features are not distorted by a random
   head's gradients;
 - ``ae_frozen`` / ``ae_finetune``: the block-1 autoencoder's encoder, the same way,
   under Dense 256 -> Dropout 0.5 -> output;
