@@ -14,6 +14,7 @@ from conftest import GENRE_WORDS, SHARED_WORDS, canonical_frame, neural_lyrics_m
 
 from studybench import registry
 from studybench.models.heads import ClassifierHead, TextClassifier
+from studybench.models.text.cnn import conv_steps, steps_as_channels_last
 from studybench.models.text.neural import NeuralTextModel, pretrained_vectors
 
 N_CLASSES, N_ARTISTS, MAX_LEN, VOCAB = 3, 3, 60, 50  # 60: enough for the tuned cnn_flat_lstm (pool 3)
@@ -92,6 +93,48 @@ def test_padding_does_not_change_features(glove):
         ids = torch.randint(2, VOCAB, (3, MAX_LEN)) * (torch.arange(MAX_LEN)[None, :] < lengths[:, None])
         with torch.no_grad():
             assert torch.allclose(trunk(ids, lengths), trunk(ids[:, :12], lengths), atol=1e-5), name
+
+
+def _conv1d_stack(stack, x: torch.Tensor) -> torch.Tensor:
+    """The conv blocks as plain Conv1d layers on ``[B, C, T]`` (the layout they ran in before
+    the channels-last form): ``[B, T, C]`` in, ``[B, T', filters]`` out."""
+    x = x.transpose(1, 2)
+    for conv, norm, act, pool, drop in stack.blocks:
+        x = drop(pool(act(F.batch_norm(conv(x), norm.running_mean.clone(), norm.running_var.clone(),
+                                       norm.weight, norm.bias, True, 0.1, norm.eps))))
+    return x.transpose(1, 2)
+
+
+@pytest.mark.parametrize("name", ["cnn_same_kernel", "cnn_multi_kernel", "cnn_lstm", "cnn_flat_lstm"])
+@pytest.mark.parametrize("preset", ["seed", "tuned"])
+def test_channels_last_convolutions_match_conv1d(glove, name, preset):
+    """The text CNNs' height-1 channels-last convolutions compute what Conv1d computes:
+    the same outputs and input gradients, and in training the same dropout masks for a
+    seed (so a seed drops the same features as before)."""
+    params = _params(name, preset, glove)
+    torch.manual_seed(0)
+    trunk = _trunk(name, params).train()
+    ids = torch.randint(2, VOCAB, (6, MAX_LEN))
+    lengths = torch.full((6,), MAX_LEN)
+    if getattr(params, "parallel", False):  # Kim's branches: each branch against its Conv1d
+        x = trunk.embedding(ids).detach()
+        for branch in trunk.branches:
+            got = conv_steps(branch, steps_as_channels_last(x)).squeeze(2)
+            assert got.stride(1) == 1  # channels-last memory: channels vary fastest
+            assert torch.allclose(got, branch(x.transpose(1, 2)), atol=1e-5)
+        return
+    x = trunk.embedding(ids).detach()
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    torch.manual_seed(5)
+    got, _ = trunk.stack(a, lengths)
+    torch.manual_seed(5)
+    want = _conv1d_stack(trunk.stack, b)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-5)  # dropout included: the same masks
+    weights = torch.randn_like(want)
+    (got * weights).sum().backward()
+    (want * weights).sum().backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["pretrained_embedding", "lstm", "cnn_multi_kernel"])
