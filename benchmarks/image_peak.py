@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import image_throughput  # noqa: E402
+from profile_step import timed_step  # noqa: E402
 
 from studybench import registry  # noqa: E402
 from studybench.training.tasks import adam  # noqa: E402
@@ -78,18 +79,9 @@ def time_steps(name: str, preset: str, pixels: torch.Tensor, steps: int, fast: b
     phases = [0.0, 0.0, 0.0]
     for step in range(steps + 2):
         i = (step * batch) % (len(pixels) - batch)
-        x, y = pixels[i:i + batch], labels[i:i + batch]
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            loss = loss_of(net(x), y)
-        t1 = time.perf_counter()
-        optimizer.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        optimizer.step()
-        t3 = time.perf_counter()
+        timed = timed_step(net, optimizer, {"images": pixels[i:i + batch]}, labels[i:i + batch], fast)
         if step >= 2:
-            for k, t in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+            for k, t in enumerate(timed):
                 phases[k] += t / steps
     return {"step": sum(phases), "forward": phases[0], "backward": phases[1], "optimiser": phases[2]}
 

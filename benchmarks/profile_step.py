@@ -53,6 +53,21 @@ def image_step(name: str, preset: str):
     return net, batch
 
 
+def timed_step(net, optimizer, inputs: dict, y: torch.Tensor, bf16: bool) -> tuple[float, float, float]:
+    """One training step (reconstruction MSE for an autoencoder, cross-entropy otherwise);
+    the seconds of its forward, backward and optimiser phases."""
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = net(**inputs)
+        loss = F.mse_loss(*(o.float() for o in out)) if isinstance(out, tuple) else F.cross_entropy(out.float(), y)
+    t1 = time.perf_counter()
+    optimizer.zero_grad()
+    loss.backward()
+    t2 = time.perf_counter()
+    optimizer.step()
+    return t1 - t0, t2 - t1, time.perf_counter() - t2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
@@ -72,18 +87,9 @@ def main() -> None:
 
     def step(times=None):
         inputs, y = batch()
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = net(**inputs)
-            loss = F.mse_loss(*(o.float() for o in out)) if isinstance(out, tuple) else F.cross_entropy(out.float(), y)
-        t1 = time.perf_counter()
-        optimizer.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        optimizer.step()
-        t3 = time.perf_counter()
+        phases = timed_step(net, optimizer, inputs, y, bf16)
         if times is not None:
-            times.append((t1 - t0, t2 - t1, t3 - t2, len(y)))
+            times.append((*phases, len(y)))
 
     for _ in range(2):
         step()
