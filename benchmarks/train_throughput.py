@@ -36,11 +36,12 @@ def lyrics_frame():
     return frame, path if path.exists() else demo_lyrics_path()
 
 
-def lyrics_model(name: str, preset: str, frame, features: str = "lyrics"):
-    """``(net, batches)``: the network of ``name`` as the engine builds it and an endless
-    iterator of its training batches (dicts with ``y``), sliced as the engine slices them."""
+def lyrics_model(name: str, preset: str, frame, features: str = "lyrics", overrides: dict | None = None):
+    """``(net, batches)``: the network of ``name`` as the engine builds it (``overrides``: model
+    settings over the preset, as ``--set model.…``) and an endless iterator of its training
+    batches (dicts with ``y``), sliced as the engine slices them."""
     spec = registry.get(name)
-    params = spec.resolve(preset)
+    params = spec.resolve(preset, overrides)
     encoder = TextEncoder(params.max_words, params.max_len, params.min_count).fit(frame["text"])
     torch.manual_seed(0)
     trunk = spec.build.make_trunk(params, encoder.vocab_size_)
@@ -59,9 +60,10 @@ def lyrics_model(name: str, preset: str, frame, features: str = "lyrics"):
                                    trim=not trunk.fixed_length))
 
 
-def measure(name: str, preset: str, frame, steps: int, precision: str, features: str) -> float:
+def measure(name: str, preset: str, frame, steps: int, precision: str, features: str,
+            overrides: dict | None = None) -> float:
     """Songs per second over ``steps`` optimiser steps after one warm-up step."""
-    net, batches = lyrics_model(name, preset, frame, features)
+    net, batches = lyrics_model(name, preset, frame, features, overrides)
     optimizer = adam(net.parameters(), 1e-3)  # the engine's optimiser (fused Adam)
     net.train()
     songs, start = 0, None

@@ -199,13 +199,22 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
         enable_progress_bar=config.progress, enable_model_summary=False,
         gradient_clip_val=config.grad_clip or None, num_sanity_val_steps=0,
     )
+    # deterministic=True also turns on torch's fill_uninitialized_memory, which writes NaN into
+    # every new tensor as a guard against reading memory no kernel wrote: 15% of a tuned LSTM's
+    # step on one CPU thread, no effect on any result (the kernels overwrite what they allocate).
+    # The algorithms stay deterministic (benchmarks/RESULTS.md, "Deterministic without the fill").
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = False
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*IterableDataset.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
         warnings.filterwarnings("ignore", ".*in eval mode at the start of training.*")  # frozen parts
         val_loader = loader(val, config.batch_size, False, seed, trim)
-        trainer.fit(task, train_loader, val_loader, ckpt_path=_readable(resume), weights_only=True)
+        try:
+            trainer.fit(task, train_loader, val_loader, ckpt_path=_readable(resume), weights_only=True)
+        finally:
+            torch.utils.deterministic.fill_uninitialized_memory = fill
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     if best.state is not None:
