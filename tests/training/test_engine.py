@@ -147,3 +147,29 @@ def test_unshuffled_sequence_batches_come_shortest_first_and_scores_keep_row_ord
 
     probs = predict_proba(_LastToken(), tensors, batch_size=8, trim=True)
     assert (probs.argmax(1) == ids[torch.arange(50), lengths - 1].numpy()).all()  # rows in file order
+
+
+class Probe(nn.Module):
+    """Records, at every training forward, whether deterministic algorithms are on and whether
+    new tensors are filled, and whether a fresh ``torch.empty`` reads as NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.seen: list[tuple[bool, bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.seen.append((torch.are_deterministic_algorithms_enabled(),
+                              torch.utils.deterministic.fill_uninitialized_memory,
+                              bool(torch.isnan(torch.empty(64)).all())))
+        return self.linear(x)
+
+
+def test_training_is_deterministic_without_filling_new_tensors_and_restores_the_fill():
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    net = Probe()
+    fit_classifier(net, _data(30), _data(12), 3, TrainConfig(epochs=2, batch_size=64), seed=0)
+    assert net.seen and all(det for det, _, _ in net.seen)  # deterministic algorithms stay on
+    assert not any(fill or nan for _, fill, nan in net.seen)  # but no NaN is written into new tensors
+    assert torch.utils.deterministic.fill_uninitialized_memory == before  # restored after fit
