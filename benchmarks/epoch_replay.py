@@ -48,18 +48,21 @@ def main() -> None:
                 continue
             values = pd.read_csv(history)[args.monitor].tolist()
             now, new = kept(values, 10**6, args.patience), kept(values, args.epochs, args.patience)
-            rows.append({"run": history.parent.name.rsplit("-", 1)[0], "epochs run": now[1], "kept": now[0],
-                         "value": values[now[0] - 1], f"epochs run ({args.epochs})": new[1], "kept ": new[0],
-                         "value ": values[new[0] - 1], "change (points)": 100 * (values[new[0] - 1] - values[now[0] - 1])})
+            cap = f"cap {args.epochs}"
+            rows.append({"run": history.parent.name.rsplit("-", 1)[0], "epochs run": now[1], "kept epoch": now[0],
+                         args.monitor: values[now[0] - 1], f"epochs run ({cap})": new[1], f"kept epoch ({cap})": new[0],
+                         f"{args.monitor} ({cap})": values[new[0] - 1],
+                         "change (points)": 100 * (values[new[0] - 1] - values[now[0] - 1])})
     if not rows:
         raise SystemExit("no run histories found")
     table = pd.DataFrame(rows)
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for row in table.itertuples(index=False):
         print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    moved = int((table["kept"] != table["kept "]).sum())
+    cap = f"cap {args.epochs}"
+    moved = int((table["kept epoch"] != table[f"kept epoch ({cap})"]).sum())
     print(f"\n{len(table)} runs: {moved} keep another epoch (mean change {table['change (points)'].mean():+.2f} points); "
-          f"{table['epochs run'].sum()} epochs -> {table[f'epochs run ({args.epochs})'].sum()}")
+          f"{table['epochs run'].sum()} epochs -> {table[f'epochs run ({cap})'].sum()}")
 
 
 if __name__ == "__main__":

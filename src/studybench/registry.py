@@ -36,7 +36,9 @@ class ModelSpec:
     features: tuple[str, ...] = ("lyrics", "lyrics+artist")
     # Relative cost of one run per preset, for scheduling only (a pool starts the largest
     # runs first, so none is left running alone at the end): one-thread fit seconds on tcc,
-    # artist split, from the README's results. Never reported as a result.
+    # artist split (the lyrics models' tuned preset: the one-seed study of benchmarks/RESULTS.md,
+    # "after the fill, the caps and the narrower stacked LSTM"; the seed preset: the README's
+    # results). Never reported as a result.
     cost: dict[str, float] = field(default_factory=dict)
     # False for a family the study never had: its ``seed`` preset, if it has one, is the
     # published recipe it comes from (there is nothing of the study's to reproduce); without

@@ -234,7 +234,7 @@ register(ModelSpec(
     params=CnnParams, build=neural_builder("cnn_same_kernel", make_cnn_trunk),
     presets={"seed": {},  # 3 x [Conv1D(30, 3) -> BN -> ReLU -> MaxPool 2 -> Dropout 0.2] -> Flatten -> Dense 50
              "tuned": {**_TUNED, "filters": 128, "pooling": "max", "dense": 64, "dropout": 0.3}},
-    cost={"seed": 286, "tuned": 280},
+    cost={"seed": 286, "tuned": 234},
     space=TRAIN_SPACE,
 ))
 register(ModelSpec(
@@ -244,7 +244,7 @@ register(ModelSpec(
     presets={"seed": {"kernels": (3, 4, 5)},
              "tuned": {**_TUNED, "kernels": (3, 4, 5), "parallel": True, "filters": 100,
                        "pooling": "max", "dense": 0, "dropout": 0.5}},
-    cost={"seed": 297, "tuned": 347},
+    cost={"seed": 297, "tuned": 294},
     space=TRAIN_SPACE,
 ))
 register(ModelSpec(
@@ -254,7 +254,7 @@ register(ModelSpec(
     presets={"seed": {},  # CNN stack -> LSTM(10) -> BatchNorm -> Dropout 0.2
              "tuned": {**_TUNED, **_GLOVE, "filters": 64, "hidden": 64, "bidirectional": True,
                        "dropout": 0.3, "train.grad_clip": 1.0}},
-    cost={"seed": 119, "tuned": 141},
+    cost={"seed": 119, "tuned": 107},
     space=TRAIN_SPACE,
 ))
 register(ModelSpec(
@@ -265,6 +265,6 @@ register(ModelSpec(
     presets={"seed": {},
              "tuned": {**_TUNED, **_GLOVE, "max_len": 200, "pool": 3, "hidden": 32,  # 180 scalar steps
                        "train.grad_clip": 1.0}},
-    cost={"seed": 1230, "tuned": 215},
+    cost={"seed": 1230, "tuned": 193},
     space=TRAIN_SPACE,
 ))

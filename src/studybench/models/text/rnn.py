@@ -180,7 +180,7 @@ register(ModelSpec(
     params=RnnParams, build=neural_builder("rnn", make_rnn_trunk),
     presets={"seed": {},  # Embedding(20k,100) -> SimpleRNN(10) -> BatchNorm -> Dropout 0.2
              "tuned": {**_TUNED, "hidden": 64, "bidirectional": True, "pooling": "max"}},
-    cost={"seed": 55, "tuned": 125},
+    cost={"seed": 55, "tuned": 103},
     space=TRAIN_SPACE,
 ))
 register(ModelSpec(
@@ -189,7 +189,7 @@ register(ModelSpec(
     params=RnnParams, build=neural_builder("lstm", make_lstm_trunk),
     presets={"seed": {"pooling": "flatten"},  # LSTM(10, all steps) -> Flatten -> BatchNorm -> Dropout
              "tuned": {**_TUNED, "train.epochs": 4, "hidden": 96, "bidirectional": True, "pooling": "max"}},
-    cost={"seed": 121, "tuned": 446},
+    cost={"seed": 121, "tuned": 154},
     space=TRAIN_SPACE,
 ))
 register(ModelSpec(
@@ -200,6 +200,6 @@ register(ModelSpec(
     presets={"seed": {"layers": 2, "norm_between": True, "norm_out": False},
              "tuned": {**_TUNED, "train.epochs": 4, "layers": 2, "norm_between": True, "norm_out": True, "hidden": 48,
                        "bidirectional": True, "pooling": "max"}},
-    cost={"seed": 127, "tuned": 595},
+    cost={"seed": 127, "tuned": 167},
     space=TRAIN_SPACE,
 ))
