@@ -247,6 +247,17 @@ def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path)
     assert "Images: transfer pooled over 2 class-block draws · trunk `whitened_cnn`" in markdown
     pooled = markdown.split("Images: transfer pooled over 2 class-block draws")[1]
     assert "(4)" in pooled.split("\n| lp_ft")[1].split("\n")[0]  # 2 draws x 2 seeds
+    # draw by draw: the trunk's block-1 accuracy (its own draw's runs) beside scratch and the gain
+    by_draw = pooled.split("| draw | block 1 | block 2 | trunk on block 1 | scratch at 1 | lp_ft at 1 |")[1]
+    for draw in (0, 1):
+        runs = [json.loads(p.read_text()) for p in (tmp_path / f"draw{draw}").glob("runs/*/metrics.json")]
+        block1 = [m["test"]["accuracy"] for m in runs if m["stage"] == "block1"]
+        scratch = [m["test"]["accuracy"] for m in runs if m.get("arm") == "scratch"]
+        lp_ft = [m["test"]["accuracy"] for m in runs if m.get("arm") == "lp_ft"]
+        row = next(line for line in by_draw.splitlines() if line.startswith(f"| {draw} |")).split(" | ")
+        assert len(block1) == 2 and row[3].startswith(f"{sum(block1) / 2:.3f} ± ")
+        assert row[4].startswith(f"{sum(scratch) / 2:.3f} ± ")
+        assert row[5].startswith(f"{100 * (sum(lp_ft) - sum(scratch)) / 2:+.1f} ± ")
     assert "over 2 class-block draws" in markdown.split("Findings")[1].split("\n###")[0]
 
 

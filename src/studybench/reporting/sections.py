@@ -396,7 +396,7 @@ def image_sections(c: Collected) -> list[Section]:
             sections.append(_transfer_section(title, part, "" if i == 0 else f"_{i}", len(groups) > 1))
         for i, (trunk, part) in enumerate(transfer.groupby("trunk", sort=False, dropna=False)):
             if part["block_seed"].nunique() > 1:
-                sections.append(_pooled_section(trunk, part, f"_{i}"))
+                sections.append(_pooled_section(trunk, part, f"_{i}", block1[block1.model == trunk]))
         sections[-1].text(TRANSFER_NOTE)
     return sections
 
@@ -448,12 +448,13 @@ def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: 
     return s
 
 
-def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str) -> Section:
+def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs: pd.DataFrame) -> Section:
     """Each arm's gain over scratch pooled over the class-block draws of one trunk: pairs
-    made within a draw and seed, then mean ± std over all of them."""
+    made within a draw and seed, then mean ± std over all of them; and, draw by draw at the
+    smallest share, the trunk's block-1 accuracy beside the gains (``trunk_runs``: the
+    trunk's block-1 runs), so a reader sees how the gain follows the blocks drawn."""
     draws = sorted(transfer["block_seed"].unique())
     s = Section(f"Images: transfer pooled over {len(draws)} class-block draws · trunk `{trunk}`")
-    s.bullets([f"draw {d}: {transfer[transfer.block_seed == d]['blocks'].iloc[0]}" for d in draws])
     gains = gains_over_scratch(transfer, keys=("preset", "trunk"))
     if not len(gains):
         return s
@@ -473,4 +474,30 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str) -> Section:
         "share of block-2 training images (log scale)",
         "points over scratch (mean ± std over draws and seeds)"),
         "line chart of each arm's gain over scratch against the share of block-2 data")
+    s.text(f"Draw by draw with {100 * fractions[0]:g}% of block 2: the trunk's block-1 test accuracy, scratch's "
+           "block-2 test accuracy and each arm's gain over scratch in points (mean ± std over seeds). "
+           "How much the block-1 trunk is worth depends on which classes were drawn into each block.")
+    s.table(*_gains_by_draw(transfer, trunk_runs, fractions[0], list(last)))
     return s
+
+
+def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: float,
+                   labels: list[str]) -> tuple[list[str], list[tuple]]:
+    """One row per class-block draw at ``fraction``: the blocks, the trunk's block-1 test
+    accuracy, scratch's block-2 test accuracy and each arm's gain (mean ± std over seeds)."""
+    at = transfer[transfer.fraction == fraction]
+    gains = gains_over_scratch(at)
+    several_presets = gains["preset"].nunique() > 1
+    gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
+    rows = []
+    for draw, part in at.groupby("block_seed", sort=True):
+        block1, scratch = trunk_runs[trunk_runs.block_seed == draw], part[part.arm == "scratch"]
+        cells = {r.label: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
+                 for r in gains[gains.block_seed == draw].itertuples()}
+        blocks = part["blocks"].iloc[0].split(" | ")
+        rows.append((draw, blocks[0], blocks[-1],
+                     _pm(block1.accuracy.mean(), _std(block1.accuracy)) if len(block1) else "",
+                     _pm(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "",
+                     *(cells.get(label, "") for label in labels)))
+    return (["draw", "block 1", "block 2", "trunk on block 1", f"scratch at {fraction:g}",
+             *(f"{label} at {fraction:g}" for label in labels)], rows)
