@@ -232,6 +232,28 @@ def test_gains_are_paired_within_a_class_block_draw_and_trunk_then_pooled():
         pd.Series([0.04, 0.041, -0.02, -0.019]).std())
 
 
+def test_gains_by_draw_keep_presets_apart():
+    """The draw-by-draw table never averages the trunk or scratch over presets: one row per
+    draw and preset, each with its own preset's block-1 runs."""
+    import pandas as pd
+
+    from studybench.reporting.sections import _gains_by_draw
+
+    transfer, block1 = [], []
+    for draw in (0, 1):
+        for preset, base in (("seed", 0.5), ("tuned", 0.7)):
+            block1.append({"block_seed": draw, "preset": preset, "accuracy": base + 0.2})
+            for arm, gain in (("scratch", 0.0), ("lp_ft", 0.03 + draw / 100)):
+                transfer.append({"arm": arm, "preset": preset, "trunk": "whitened_cnn", "block_seed": draw,
+                                 "fraction": 0.1, "seed": 0, "accuracy": base + gain,
+                                 "blocks": f"a{draw}, b | c, d{draw}"})
+    headers, rows = _gains_by_draw(pd.DataFrame(transfer), pd.DataFrame(block1), 0.1, ["lp_ft · seed"])
+    assert headers == ["draw", "preset", "block 1", "block 2", "trunk on block 1", "scratch at 0.1", "lp_ft at 0.1"]
+    assert [row[:2] for row in rows] == [(0, "seed"), (0, "tuned"), (1, "seed"), (1, "tuned")]
+    assert rows[1][2:] == ("a0, b", "c, d0", "0.900 ± 0.000", "0.700 ± 0.000", "+3.0 ± 0.0")
+    assert rows[2][4:] == ("0.700 ± 0.000", "0.500 ± 0.000", "+4.0 ± 0.0")
+
+
 def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path):
     from studybench.reporting.report import build_report
 

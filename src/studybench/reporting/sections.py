@@ -481,23 +481,28 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs:
     return s
 
 
+def _gain_cell(gain: pd.Series) -> str:
+    return f"{100 * gain.gain_mean:+.1f} ± {100 * gain.gain_std:.1f}"
+
+
 def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: float,
                    labels: list[str]) -> tuple[list[str], list[tuple]]:
-    """One row per class-block draw at ``fraction``: the blocks, the trunk's block-1 test
-    accuracy, scratch's block-2 test accuracy and each arm's gain (mean ± std over seeds)."""
+    """One row per class-block draw (and preset, where there are several) at ``fraction``: the
+    blocks, the trunk's block-1 test accuracy, scratch's block-2 test accuracy and each arm's
+    gain over scratch (mean ± std over seeds)."""
     at = transfer[transfer.fraction == fraction]
-    gains = gains_over_scratch(at)
-    several_presets = gains["preset"].nunique() > 1
-    gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
+    gains = gains_over_scratch(at).set_index(["block_seed", "preset", "arm"])
+    arms = list(dict.fromkeys(label.split(" · ")[0] for label in labels))  # pooled order, best first
+    several_presets = at["preset"].nunique() > 1
     rows = []
-    for draw, part in at.groupby("block_seed", sort=True):
-        block1, scratch = trunk_runs[trunk_runs.block_seed == draw], part[part.arm == "scratch"]
-        cells = {r.label: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
-                 for r in gains[gains.block_seed == draw].itertuples()}
+    for (draw, preset), part in at.groupby(["block_seed", "preset"], sort=True):
+        block1 = trunk_runs[(trunk_runs.block_seed == draw) & (trunk_runs.preset == preset)]
+        scratch = part[part.arm == "scratch"]
         blocks = part["blocks"].iloc[0].split(" | ")
-        rows.append((draw, blocks[0], blocks[-1],
+        cells = [_gain_cell(gains.loc[(draw, preset, arm)]) if (draw, preset, arm) in gains.index else ""
+                 for arm in arms]
+        rows.append((draw, *([preset] if several_presets else []), blocks[0], blocks[-1],
                      _pm(block1.accuracy.mean(), _std(block1.accuracy)) if len(block1) else "",
-                     _pm(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "",
-                     *(cells.get(label, "") for label in labels)))
-    return (["draw", "block 1", "block 2", "trunk on block 1", f"scratch at {fraction:g}",
-             *(f"{label} at {fraction:g}" for label in labels)], rows)
+                     _pm(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "", *cells))
+    return (["draw", *(["preset"] if several_presets else []), "block 1", "block 2", "trunk on block 1",
+             f"scratch at {fraction:g}", *(f"{arm} at {fraction:g}" for arm in arms)], rows)
