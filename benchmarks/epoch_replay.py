@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--monitor", default="val_macro_f1")
     args = parser.parse_args()
     models = set(args.models.split(",")) if args.models else None
+    cap = f"cap {args.epochs}"
     rows = []
     for root in args.runs:
         for history in sorted(root.glob("runs/*/history.csv")):
@@ -48,7 +49,6 @@ def main() -> None:
                 continue
             values = pd.read_csv(history)[args.monitor].tolist()
             now, new = kept(values, 10**6, args.patience), kept(values, args.epochs, args.patience)
-            cap = f"cap {args.epochs}"
             rows.append({"run": history.parent.name.rsplit("-", 1)[0], "epochs run": now[1], "kept epoch": now[0],
                          args.monitor: values[now[0] - 1], f"epochs run ({cap})": new[1], f"kept epoch ({cap})": new[0],
                          f"{args.monitor} ({cap})": values[new[0] - 1],
@@ -59,7 +59,6 @@ def main() -> None:
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for row in table.itertuples(index=False):
         print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    cap = f"cap {args.epochs}"
     moved = int((table["kept epoch"] != table[f"kept epoch ({cap})"]).sum())
     print(f"\n{len(table)} runs: {moved} keep another epoch (mean change {table['change (points)'].mean():+.2f} points); "
           f"{table['epochs run'].sum()} epochs -> {table[f'epochs run ({cap})'].sum()}")

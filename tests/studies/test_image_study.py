@@ -247,7 +247,7 @@ def test_gains_by_draw_keep_presets_apart():
                 transfer.append({"arm": arm, "preset": preset, "trunk": "whitened_cnn", "block_seed": draw,
                                  "fraction": 0.1, "seed": 0, "accuracy": base + gain,
                                  "blocks": f"a{draw}, b | c, d{draw}"})
-    headers, rows = _gains_by_draw(pd.DataFrame(transfer), pd.DataFrame(block1), 0.1, ["lp_ft · seed"])
+    headers, rows = _gains_by_draw(pd.DataFrame(transfer), pd.DataFrame(block1), 0.1, ["lp_ft"])
     assert headers == ["draw", "preset", "block 1", "block 2", "trunk on block 1", "scratch at 0.1", "lp_ft at 0.1"]
     assert [row[:2] for row in rows] == [(0, "seed"), (0, "tuned"), (1, "seed"), (1, "tuned")]
     assert rows[1][2:] == ("a0, b", "c, d0", "0.900 ± 0.000", "0.700 ± 0.000", "+3.0 ± 0.0")

@@ -147,6 +147,11 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
+def _gain_cell(gain) -> str:
+    """A gain over scratch (a row with ``gain_mean`` and ``gain_std``, fractions) in points."""
+    return f"{100 * gain.gain_mean:+.1f} ± {100 * gain.gain_std:.1f}"
+
+
 def findings_section(c: Collected) -> Section | None:
     """What the runs found, in a few sentences a reader takes in first: the best model per
     split, how much the random split inflates ``lyrics+artist``, the best block-1 network and
@@ -193,7 +198,7 @@ def findings_section(c: Collected) -> Section | None:
             for fraction in dict.fromkeys((ends[0], ends[-1])):
                 at = part[part.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
                 parts.append(f"with {100 * fraction:g}% of block 2's training images the best arm, `{at.arm}`, "
-                             f"gains {100 * at.gain_mean:+.1f} ± {100 * at.gain_std:.1f} points over scratch "
+                             f"gains {_gain_cell(at)} points over scratch "
                              + (f"({int(at.gain_seeds)} draw-seed pairs over {draws} class-block draws)" if draws > 1
                                 else f"({_seeds(int(at.gain_seeds))})"))
             label = f" from `{trunk}`" if gains["trunk"].nunique() > 1 else ""
@@ -431,7 +436,7 @@ def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: 
         gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
         rank = {arm: i for i, arm in enumerate(wide)}
         gains = gains.sort_values("arm", key=lambda arms: arms.map(rank), kind="stable")
-        cells = {label: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f}"
+        cells = {label: {r.fraction: _gain_cell(r)
                          for r in part.itertuples()} for label, part in gains.groupby("label", sort=False)}
         s.text("Gain over scratch: test accuracy of each arm minus that of `scratch` trained on the "
                "same images with the same seed and budget, in points, mean ± std over seeds.")
@@ -442,7 +447,7 @@ def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: 
             ends = part.iloc[[0, -1]] if len(part) > 1 else part
             s.text(f"Fine-tuned transfer (`cnn_finetune`{', ' + preset + ' preset' if several_presets else ''}) "
                    "against scratch: " + "; ".join(
-                       f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points with {100 * r.fraction:g}% "
+                       f"{_gain_cell(r)} points with {100 * r.fraction:g}% "
                        f"of the block-2 training images ({r.gain_seeds:.0f} seed{'' if r.gain_seeds == 1 else 's'})"
                        for r in ends.itertuples()) + ".")
     return s
@@ -462,7 +467,7 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs:
     several_presets = gains["preset"].nunique() > 1
     gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
     last = gains[gains.fraction == fractions[0]].sort_values("gain_mean", ascending=False)["label"]
-    cells = {label: {r.fraction: f"{100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} ({r.gain_seeds:.0f})"
+    cells = {label: {r.fraction: f"{_gain_cell(r)} ({r.gain_seeds:.0f})"
                      for r in gains[gains.label == label].itertuples()} for label in last}
     s.text("Gain over scratch in points, mean ± std over every (draw, seed) pair, pairs in brackets; "
            "sorted by the gain with the least block-2 data.")
@@ -477,22 +482,17 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs:
     s.text(f"Draw by draw with {100 * fractions[0]:g}% of block 2: the trunk's block-1 test accuracy, scratch's "
            "block-2 test accuracy and each arm's gain over scratch in points (mean ± std over seeds). "
            "How much the block-1 trunk is worth depends on which classes were drawn into each block.")
-    s.table(*_gains_by_draw(transfer, trunk_runs, fractions[0], list(last)))
+    s.table(*_gains_by_draw(transfer, trunk_runs, fractions[0], list(dict.fromkeys(gains.loc[last.index, "arm"]))))
     return s
 
 
-def _gain_cell(gain: pd.Series) -> str:
-    return f"{100 * gain.gain_mean:+.1f} ± {100 * gain.gain_std:.1f}"
-
-
 def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: float,
-                   labels: list[str]) -> tuple[list[str], list[tuple]]:
+                   arms: list[str]) -> tuple[list[str], list[tuple]]:
     """One row per class-block draw (and preset, where there are several) at ``fraction``: the
     blocks, the trunk's block-1 test accuracy, scratch's block-2 test accuracy and each arm's
-    gain over scratch (mean ± std over seeds)."""
+    gain over scratch (mean ± std over seeds), the arms in the order given."""
     at = transfer[transfer.fraction == fraction]
     gains = gains_over_scratch(at).set_index(["block_seed", "preset", "arm"])
-    arms = list(dict.fromkeys(label.split(" · ")[0] for label in labels))  # pooled order, best first
     several_presets = at["preset"].nunique() > 1
     rows = []
     for (draw, preset), part in at.groupby(["block_seed", "preset"], sort=True):
