@@ -252,3 +252,17 @@ def test_second_split_into_the_same_out_prints_the_split_comparison(cli, tmp_pat
     rows = [line for line in comparison.splitlines() if "tfidf_logreg" in line]
     import re
     assert len(rows) == 1 and len(re.findall(r"\d\.\d{3}", rows[0])) == 2  # a macro-F1 per split
+
+
+def test_one_seed_is_printed_as_its_score_alone_not_with_a_zero_spread():
+    """A single seed has no spread: "0.331", never "0.331 ± 0.000" (which reads as a measured zero)."""
+    import pandas as pd
+
+    from studybench.console import mean_std
+    from studybench.reporting.sections import _pm, _std
+
+    assert mean_std(0.3312, 0.0, seeds=1) == "0.331"
+    assert mean_std(0.3312, 0.0123, seeds=3) == "0.331 ± 0.012"
+    assert mean_std(float("nan"), 0.0) == ""
+    assert _pm(0.3312, _std(pd.Series([0.3312]))) == "0.331"
+    assert _pm(0.5, _std(pd.Series([0.4, 0.6]))) == "0.500 ± 0.141"

@@ -98,8 +98,8 @@ def print_table(table, title: str) -> None:
     for row in table.itertuples():
         cells = [row.model, row.features]
         cells += [getattr(row, n) for n in ("preset", "split") if table[n].nunique() > 1]
-        cells += [str(row.seeds), f"{row.accuracy_mean:.3f} ± {row.accuracy_std:.3f}",
-                  f"{row.macro_f1_mean:.3f} ± {row.macro_f1_std:.3f}", f"{row.fit_seconds:.1f}",
+        cells += [str(row.seeds), mean_std(row.accuracy_mean, row.accuracy_std, seeds=row.seeds),
+                  mean_std(row.macro_f1_mean, row.macro_f1_std, seeds=row.seeds), f"{row.fit_seconds:.1f}",
                   count(row.n_params)]
         view.add_row(*cells)
     out_console.print(view)
@@ -149,8 +149,11 @@ def print_split_comparison(table, out: Path) -> None:
     out_console.print(view)
 
 
-def mean_std(mean, std, digits: int = 3) -> str:
-    return "" if mean != mean else f"{mean:.{digits}f} ± {std:.{digits}f}"
+def mean_std(mean, std, digits: int = 3, seeds: int = 2) -> str:
+    """``mean ± std``; the mean alone for one seed, which has no spread to state."""
+    if mean != mean:
+        return ""
+    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def print_image_tables(block1, transfer) -> None:
@@ -160,8 +163,9 @@ def print_image_tables(block1, transfer) -> None:
     for name in ("model", "seeds", "accuracy", "macro-F1", "recon. MSE", "PSNR dB", "fit s", "params"):
         view.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
     for row in block1.itertuples():
-        view.add_row(row.model, str(row.seeds), mean_std(row.accuracy_mean, row.accuracy_std),
-                     mean_std(row.macro_f1_mean, row.macro_f1_std), mean_std(row.mse_mean, row.mse_std, 4),
+        view.add_row(row.model, str(row.seeds), mean_std(row.accuracy_mean, row.accuracy_std, seeds=row.seeds),
+                     mean_std(row.macro_f1_mean, row.macro_f1_std, seeds=row.seeds),
+                     mean_std(row.mse_mean, row.mse_std, 4, seeds=row.seeds),
                      "" if row.psnr_mean != row.psnr_mean else f"{row.psnr_mean:.1f}",
                      f"{row.fit_seconds:.0f}", count(row.n_params))
     out_console.print(view)
@@ -176,7 +180,7 @@ def print_image_tables(block1, transfer) -> None:
                         justify="right", no_wrap=True)
     view.add_column("trainable", justify="right")
     for arm, rows in transfer.groupby("arm", sort=False):
-        cells = {r.fraction: mean_std(r.accuracy_mean, r.accuracy_std) for r in rows.itertuples()}
+        cells = {r.fraction: mean_std(r.accuracy_mean, r.accuracy_std, seeds=r.seeds) for r in rows.itertuples()}
         view.add_row(arm, *(cells.get(f, "") for f in fractions), count(rows["n_trainable"].max()))
     out_console.print(view)
     for preset, rows in transfer[(transfer.arm == "cnn_finetune") & transfer.gain_mean.notna()].groupby(

@@ -49,11 +49,15 @@ class Section:
 
 
 def _pm(mean: float, std: float, digits: int = 3) -> str:
-    return "" if mean != mean else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    """``mean ± std``; the mean alone where there is no spread to state (one seed)."""
+    if mean != mean:
+        return ""
+    return f"{mean:.{digits}f}" if std != std else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _std(values: pd.Series) -> float:
-    return float(values.std()) if len(values) > 1 else 0.0
+    """Sample std over seeds; NaN for one seed (printed as the mean alone, not as ± 0.000)."""
+    return float(values.std()) if len(values) > 1 else float("nan")
 
 
 # --------------------------------------------------------------------------- protocol
@@ -148,7 +152,10 @@ def _seeds(n: int) -> str:
 
 
 def _gain_cell(gain) -> str:
-    """A gain over scratch (a row with ``gain_mean`` and ``gain_std``, fractions) in points."""
+    """A gain over scratch (a row with ``gain_seeds``, ``gain_mean`` and ``gain_std``, fractions) in
+    points; the mean alone for a single pair, which has no spread to state."""
+    if gain.gain_seeds < 2:
+        return f"{100 * gain.gain_mean:+.1f}"
     return f"{100 * gain.gain_mean:+.1f} ± {100 * gain.gain_std:.1f}"
 
 
