@@ -258,11 +258,11 @@ def test_one_seed_is_printed_as_its_score_alone_not_with_a_zero_spread():
     """A single seed has no spread: "0.331", never "0.331 ± 0.000" (which reads as a measured zero)."""
     import pandas as pd
 
-    from studybench.console import mean_std
-    from studybench.reporting.sections import _pm, _std
+    from studybench.reporting.sections import _std
+    from studybench.results import mean_std
 
     assert mean_std(0.3312, 0.0, seeds=1) == "0.331"
     assert mean_std(0.3312, 0.0123, seeds=3) == "0.331 ± 0.012"
     assert mean_std(float("nan"), 0.0) == ""
-    assert _pm(0.3312, _std(pd.Series([0.3312]))) == "0.331"
-    assert _pm(0.5, _std(pd.Series([0.4, 0.6]))) == "0.500 ± 0.141"
+    assert mean_std(0.3312, _std(pd.Series([0.3312]))) == "0.331"
+    assert mean_std(0.5, _std(pd.Series([0.4, 0.6]))) == "0.500 ± 0.141"

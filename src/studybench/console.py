@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from studybench.errors import Interrupted, StudybenchError
+from studybench.results import mean_std
 
 # Pipes and files get a width that fits the tables; a terminal keeps its own.
 out_console = Console(width=None if sys.stdout.isatty() else 120)
@@ -147,13 +148,6 @@ def print_split_comparison(table, out: Path) -> None:
     for index, row in wide.iterrows():
         view.add_row(*index, *("" if v != v else f"{v:.3f}" for v in row))
     out_console.print(view)
-
-
-def mean_std(mean, std, digits: int = 3, seeds: int = 2) -> str:
-    """``mean ± std``; the mean alone for one seed, which has no spread to state."""
-    if mean != mean:
-        return ""
-    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def print_image_tables(block1, transfer) -> None:

@@ -9,6 +9,16 @@ import pandas as pd
 LYRICS_KEYS = ["model", "features", "preset", "split", "data"]
 
 
+
+def mean_std(mean: float, std: float, digits: int = 3, seeds: int | None = None) -> str:
+    """``mean ± std`` for a table cell; the mean alone where there is no spread to state (one
+    seed: ``seeds < 2``, or a NaN std), never ``± 0.000``, which reads as a measured zero."""
+    if mean != mean:
+        return ""
+    if std != std or (seeds is not None and seeds < 2):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Lyrics: mean and sample std over seeds per (model, features, preset, split, data file),
     in first-seen order; one seed has std 0."""

@@ -19,7 +19,7 @@ from studybench.reporting.reference import (
     LYRICS_VALIDATION_ACCURACY,
     TRANSFER_NOTE,
 )
-from studybench.results import gains_over_scratch
+from studybench.results import gains_over_scratch, mean_std
 from studybench.runfolder import image_context
 
 
@@ -46,13 +46,6 @@ class Section:
 
     def bullets(self, items: Sequence[str]) -> None:
         self.blocks.append(("list", list(items)))
-
-
-def _pm(mean: float, std: float, digits: int = 3) -> str:
-    """``mean ± std``; the mean alone where there is no spread to state (one seed)."""
-    if mean != mean:
-        return ""
-    return f"{mean:.{digits}f}" if std != std else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _std(values: pd.Series) -> float:
@@ -174,7 +167,7 @@ def findings_section(c: Collected) -> Section | None:
             base = f"; the majority class scores {majority.iloc[0].macro_f1:.3f}" if len(majority) else ""
             items.append(f"Lyrics, {data}, {split} split: the best model is `{best.model}` "
                          f"({best.features}, {best.preset} preset) at test macro-F1 "
-                         f"{_pm(best.macro_f1, best.macro_f1_std)} (accuracy {_pm(best.accuracy, best.accuracy_std)}, "
+                         f"{mean_std(best.macro_f1, best.macro_f1_std)} (accuracy {mean_std(best.accuracy, best.accuracy_std)}, "
                          f"{_seeds(int(best.seeds))}){base}.")
         artist = table[table.features == "lyrics+artist"]
         for data, part in artist.groupby("data", sort=False):
@@ -195,7 +188,7 @@ def findings_section(c: Collected) -> Section | None:
             values = g.get_group(best)
             where = f" (class-block draw {draw}: {part['blocks'].iloc[0].split(' | ')[0]})" if several else ""
             items.append(f"Images, block 1{where}: the best network is `{best[0]}` ({best[1]} preset) at test "
-                         f"accuracy {_pm(values.mean(), _std(values))} ({_seeds(len(values))}).")
+                         f"accuracy {mean_std(values.mean(), _std(values))} ({_seeds(len(values))}).")
         transfer = frame[frame.stage == "transfer"]
         gains = gains_over_scratch(transfer, keys=("preset", "trunk"))  # pooled over class-block draws
         for trunk, part in gains.groupby("trunk", sort=False, dropna=False):
@@ -262,8 +255,8 @@ def lyrics_sections(c: Collected) -> list[Section]:
         s.text(f"Test metrics, mean ± sample std over seeds; sorted by macro-F1. 'Study (val.)' is the "
                f"study's own validation accuracy of its network (the seed preset) on its data (Kaggle, 10 "
                f"genres, random split), for context only.")
-        rows = [(r.model, r.features, r.preset, r.seeds, _pm(r.accuracy, r.accuracy_std),
-                 _pm(r.macro_f1, r.macro_f1_std), f"{r.fit_seconds:.1f}", _seconds(r.predict_seconds),
+        rows = [(r.model, r.features, r.preset, r.seeds, mean_std(r.accuracy, r.accuracy_std),
+                 mean_std(r.macro_f1, r.macro_f1_std), f"{r.fit_seconds:.1f}", _seconds(r.predict_seconds),
                  "" if r.n_params != r.n_params or r.n_params is None else f"{int(r.n_params):,}",
                  LYRICS_VALIDATION_ACCURACY.get(r.model, ""))
                 for r in part.itertuples()]
@@ -372,8 +365,8 @@ def image_sections(c: Collected) -> list[Section]:
                 f"{d}: {b.split(' | ')[0]}" for d, b in table.groupby("block_seed")["blocks"].first().items()) + ".")
         s.table(["model", "preset", *(["draw"] if draws else []), "seeds", "test accuracy", "recon. MSE",
                  "PSNR dB", "fit s", "params", "study (val.)"],
-                [(r.model, r.preset, *([r.block_seed] if draws else []), r.seeds, _pm(r.accuracy, r.accuracy_std),
-                  _pm(r.mse, r.mse_std, 4), "" if r.psnr != r.psnr else f"{r.psnr:.1f}", f"{r.fit_seconds:.0f}",
+                [(r.model, r.preset, *([r.block_seed] if draws else []), r.seeds, mean_std(r.accuracy, r.accuracy_std),
+                  mean_std(r.mse, r.mse_std, 4), "" if r.psnr != r.psnr else f"{r.psnr:.1f}", f"{r.fit_seconds:.0f}",
                   f"{int(r.n_params):,}", IMAGE_VALIDATION_ACCURACY.get(r.model, ""))
                  for r in table.itertuples()])
         classifiers = table[table.accuracy.notna()].sort_values("accuracy", ascending=False)
@@ -427,7 +420,7 @@ def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: 
     # arms sorted by test accuracy with the most training images, best first
     order = (table.sort_values("fraction").groupby("arm", sort=False)["accuracy"].last()
              .sort_values(ascending=False).index)
-    wide = {arm: {r.fraction: _pm(r.accuracy, r.std) for r in table[table.arm == arm].itertuples()}
+    wide = {arm: {r.fraction: mean_std(r.accuracy, r.std) for r in table[table.arm == arm].itertuples()}
             for arm in order}
     seeds = table.groupby("arm")["seeds"].max()
     sizes = table.groupby("fraction")["n_train"].max()
@@ -509,7 +502,7 @@ def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: f
         cells = [_gain_cell(gains.loc[(draw, preset, arm)]) if (draw, preset, arm) in gains.index else ""
                  for arm in arms]
         rows.append((draw, *([preset] if several_presets else []), blocks[0], blocks[-1],
-                     _pm(block1.accuracy.mean(), _std(block1.accuracy)) if len(block1) else "",
-                     _pm(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "", *cells))
+                     mean_std(block1.accuracy.mean(), _std(block1.accuracy)) if len(block1) else "",
+                     mean_std(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "", *cells))
     return (["draw", *(["preset"] if several_presets else []), "block 1", "block 2", "trunk on block 1",
              f"scratch at {fraction:g}", *(f"{arm} at {fraction:g}" for arm in arms)], rows)
