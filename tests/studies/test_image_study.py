@@ -255,7 +255,39 @@ def test_gains_by_draw_keep_presets_apart():
     assert rows[2][4:] == ("0.700", "0.500", "+4.0")
 
 
+def test_draw_table_shows_how_well_the_frozen_trunk_separates_block_2():
+    """Where lp_ft ran, the draw-by-draw table carries its probe phase's validation accuracy
+    (the frozen block-1 trunk's features of block 2): the last probe row of each run's history,
+    never a fine-tuning row, mean ± std over seeds; without lp_ft the column is left out."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from studybench.reporting.sections import _gains_by_draw
+
+    def history(probe):
+        return pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [probe, 0.95, 0.97],
+                             "phase": ["probe", "tune", "tune"]})
+
+    transfer, block1 = [], [{"block_seed": d, "preset": "tuned", "accuracy": 0.9} for d in (0, 1)]
+    for draw, probes in ((0, (0.60, 0.64)), (1, (0.70, None))):
+        for seed, probe in enumerate(probes):
+            for arm, accuracy in (("scratch", 0.7), ("lp_ft", 0.72)):
+                run = SimpleNamespace(history=history(probe) if arm == "lp_ft" and probe else None)
+                transfer.append({"arm": arm, "preset": "tuned", "block_seed": draw, "fraction": 0.1, "seed": seed,
+                                 "accuracy": accuracy, "blocks": "a, b | c, d", "run": run})
+    headers, rows = _gains_by_draw(pd.DataFrame(transfer), pd.DataFrame(block1), 0.1, ["lp_ft"])
+    assert headers[4] == "frozen trunk's probe at 0.1 (val.)"
+    assert rows[0][4] == "0.620 ± 0.028"  # seeds 0 and 1 of draw 0
+    assert rows[1][4] == "0.700"  # seed 1 of draw 1 has no history: one seed, its score alone
+    without = pd.DataFrame(transfer).query("arm != 'lp_ft'")
+    headers, _ = _gains_by_draw(without, pd.DataFrame(block1), 0.1, [])
+    assert "frozen trunk's probe at 0.1 (val.)" not in headers
+
+
 def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path):
+    import pandas as pd
+
     from studybench.reporting.report import build_report
 
     overrides = {**QUICK, "transfer.arms": "scratch,lp_ft", "transfer.fractions": "1.0"}
@@ -271,16 +303,20 @@ def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path)
     pooled = markdown.split("Images: transfer pooled over 2 class-block draws")[1]
     assert "(4)" in pooled.split("\n| lp_ft")[1].split("\n")[0]  # 2 draws x 2 seeds
     # draw by draw: the trunk's block-1 accuracy (its own draw's runs) beside scratch and the gain
-    by_draw = pooled.split("| draw | block 1 | block 2 | trunk on block 1 | scratch at 1 | lp_ft at 1 |")[1]
+    by_draw = pooled.split("| draw | block 1 | block 2 | trunk on block 1 | frozen trunk's probe at 1 (val.) "
+                           "| scratch at 1 | lp_ft at 1 |")[1]
     for draw in (0, 1):
         runs = [json.loads(p.read_text()) for p in (tmp_path / f"draw{draw}").glob("runs/*/metrics.json")]
         block1 = [m["test"]["accuracy"] for m in runs if m["stage"] == "block1"]
         scratch = [m["test"]["accuracy"] for m in runs if m.get("arm") == "scratch"]
         lp_ft = [m["test"]["accuracy"] for m in runs if m.get("arm") == "lp_ft"]
+        probes = [h.loc[h.phase == "probe", "val_accuracy"].iloc[-1] for h in
+                  (pd.read_csv(p) for p in (tmp_path / f"draw{draw}").glob("runs/lp_ft.*/history.csv"))]
         row = next(line for line in by_draw.splitlines() if line.startswith(f"| {draw} |")).split(" | ")
         assert len(block1) == 2 and row[3].startswith(f"{sum(block1) / 2:.3f} ± ")
-        assert row[4].startswith(f"{sum(scratch) / 2:.3f} ± ")
-        assert row[5].startswith(f"{100 * (sum(lp_ft) - sum(scratch)) / 2:+.1f} ± ")
+        assert len(probes) == 2 and row[4].startswith(f"{sum(probes) / 2:.3f} ± ")
+        assert row[5].startswith(f"{sum(scratch) / 2:.3f} ± ")
+        assert row[6].startswith(f"{100 * (sum(lp_ft) - sum(scratch)) / 2:+.1f} ± ")
     assert "over 2 class-block draws" in markdown.split("Findings")[1].split("\n###")[0]
 
 

@@ -481,7 +481,10 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs:
         "line chart of each arm's gain over scratch against the share of block-2 data")
     s.text(f"Draw by draw with {100 * fractions[0]:g}% of block 2: the trunk's block-1 test accuracy, scratch's "
            "block-2 test accuracy and each arm's gain over scratch in points (mean ± std over seeds). "
-           "How much the block-1 trunk is worth depends on which classes were drawn into each block.")
+           "How much the block-1 trunk is worth depends on which classes were drawn into each block; "
+           "where `lp_ft` ran, its first phase (a linear head fitted on the frozen trunk's features of "
+           "block 2, validation accuracy) shows how well block-1 features separate block-2 classes "
+           "before any fine-tuning.")
     s.table(*_gains_by_draw(transfer, trunk_runs, fractions[0], list(dict.fromkeys(gains.loc[last.index, "arm"]))))
     return s
 
@@ -494,6 +497,9 @@ def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: f
     at = transfer[transfer.fraction == fraction]
     gains = gains_over_scratch(at).set_index(["block_seed", "preset", "arm"])
     several_presets = at["preset"].nunique() > 1
+    probes = at[at.arm == "lp_ft"].assign(
+        probe=[_probe_accuracy(r) for r in at.loc[at.arm == "lp_ft", "run"]] if "run" in at else float("nan"))
+    probed = probes["probe"].notna().any() if len(probes) else False
     rows = []
     for (draw, preset), part in at.groupby(["block_seed", "preset"], sort=True):
         block1 = trunk_runs[(trunk_runs.block_seed == draw) & (trunk_runs.preset == preset)]
@@ -501,8 +507,23 @@ def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: f
         blocks = part["blocks"].iloc[0].split(" | ")
         cells = [_gain_cell(gains.loc[(draw, preset, arm)]) if (draw, preset, arm) in gains.index else ""
                  for arm in arms]
+        probe = probes[(probes.block_seed == draw) & (probes.preset == preset)]["probe"].dropna() if probed else ()
         rows.append((draw, *([preset] if several_presets else []), blocks[0], blocks[-1],
                      mean_std(block1.accuracy.mean(), _std(block1.accuracy)) if len(block1) else "",
+                     *([mean_std(probe.mean(), _std(probe)) if len(probe) else ""] if probed else []),
                      mean_std(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "", *cells))
     return (["draw", *(["preset"] if several_presets else []), "block 1", "block 2", "trunk on block 1",
+             *([f"frozen trunk's probe at {fraction:g} (val.)"] if probed else []),
              f"scratch at {fraction:g}", *(f"{arm} at {fraction:g}" for arm in arms)], rows)
+
+
+def _probe_accuracy(run) -> float:
+    """The validation accuracy of ``lp_ft``'s linear probe (its ``probe`` phase: a head fitted
+    on the frozen block-1 trunk's features of block 2), or NaN. How well block-1 features
+    separate block-2 classes without any training of the trunk: a measure of how related the
+    two blocks are, for this trunk."""
+    history = getattr(run, "history", None)
+    if history is None or "phase" not in history or "val_accuracy" not in history:
+        return float("nan")
+    probe = history.loc[history["phase"] == "probe", "val_accuracy"].dropna()
+    return float(probe.iloc[-1]) if len(probe) else float("nan")
