@@ -255,6 +255,32 @@ def test_gains_by_draw_keep_presets_apart():
     assert rows[2][4:] == ("0.700", "0.500", "+4.0")
 
 
+def test_block1_table_is_sorted_draw_by_draw_then_best_first():
+    """The block-1 table reads like the lyrics tables: best first, the autoencoder (no accuracy)
+    last; with several class-block draws each draw's rows together, in draw order, whatever
+    order the run folders were found in."""
+    import pandas as pd
+
+    from studybench.reporting.sections import _block1_table
+
+    def run(model, draw, seed, accuracy):
+        return {"model": model, "preset": "tuned", "block_seed": draw, "seed": seed, "accuracy": accuracy,
+                "mse": float("nan") if accuracy == accuracy else 0.002, "psnr": float("nan"),
+                "fit_seconds": 1.0, "n_params": 10, "blocks": f"draw {draw}"}
+
+    nan = float("nan")
+    found = [run("whitened_cnn", 2, 0, 0.91), run("conv_autoencoder", 0, 0, nan), run("cnn_tanh", 0, 0, 0.80),
+             run("whitened_cnn", 0, 0, 0.86), run("whitened_cnn", 0, 1, 0.88), run("whitened_cnn", 1, 0, 0.93),
+             run("cnn_basic", 0, 0, 0.866)]
+    table = _block1_table(pd.DataFrame(found), draws=True)
+    assert list(zip(table.block_seed, table.model)) == [
+        (0, "whitened_cnn"), (0, "cnn_basic"), (0, "cnn_tanh"), (0, "conv_autoencoder"),
+        (1, "whitened_cnn"), (2, "whitened_cnn")]
+    assert table.loc[0, "seeds"] == 2 and table.loc[0, "accuracy"] == pytest.approx(0.87)
+    one_draw = _block1_table(pd.DataFrame([r for r in found if r["block_seed"] == 0]), draws=False)
+    assert list(one_draw.model) == ["whitened_cnn", "cnn_basic", "cnn_tanh", "conv_autoencoder"]
+
+
 def test_draw_table_shows_how_well_the_frozen_trunk_separates_block_2():
     """Where lp_ft ran, the draw-by-draw table carries its probe phase's validation accuracy
     (the frozen block-1 trunk's features of block 2): the last probe row of each run's history,

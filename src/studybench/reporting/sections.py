@@ -343,6 +343,22 @@ def _image_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _block1_table(block1: pd.DataFrame, draws: bool) -> pd.DataFrame:
+    """One row per block-1 model and preset (and class-block draw, with ``draws``): mean and
+    std over seeds. Sorted as a reader compares them: draw by draw (each draw is its own task),
+    then by test accuracy, best first; the autoencoder, which has none, last."""
+    keys = ["model", "preset", *(["block_seed"] if draws else [])]
+    g = block1.groupby(keys, sort=False)
+    table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"), mse=("mse", "mean"),
+                  psnr=("psnr", "mean"), fit_seconds=("fit_seconds", "mean"),
+                  n_params=("n_params", "max"), blocks=("blocks", "first")).reset_index()
+    table["accuracy_std"] = g["accuracy"].apply(_std).to_numpy()
+    table["mse_std"] = g["mse"].apply(_std).to_numpy()
+    order = [*(["block_seed"] if draws else []), "accuracy"]
+    return table.sort_values(order, ascending=[*([True] if draws else []), False], na_position="last",
+                             kind="stable").reset_index(drop=True)
+
+
 def image_sections(c: Collected) -> list[Section]:
     frame = _image_frame(c.images)
     sections = []
@@ -354,12 +370,7 @@ def image_sections(c: Collected) -> list[Section]:
             s.text("Block 1 classes: " + ", ".join(blocks[0]) + ". Block 2 classes: "
                    + ", ".join(blocks[1] if len(blocks) > 1 else []) + ".")
         draws = block1["block_seed"].nunique() > 1  # several class-block draws: one row per draw
-        g = block1.groupby(["model", "preset", *(["block_seed"] if draws else [])], sort=False)
-        table = g.agg(seeds=("seed", "count"), accuracy=("accuracy", "mean"), mse=("mse", "mean"),
-                      psnr=("psnr", "mean"), fit_seconds=("fit_seconds", "mean"),
-                      n_params=("n_params", "max"), blocks=("blocks", "first")).reset_index()
-        table["accuracy_std"] = g["accuracy"].apply(_std).to_numpy()
-        table["mse_std"] = g["mse"].apply(_std).to_numpy()
+        table = _block1_table(block1, draws)
         if draws:
             s.text("Class-block draws: " + "; ".join(
                 f"{d}: {b.split(' | ')[0]}" for d, b in table.groupby("block_seed")["blocks"].first().items()) + ".")
