@@ -404,7 +404,7 @@ def image_sections(c: Collected) -> list[Section]:
             sections.append(lc)
     transfer = frame[frame.stage == "transfer"]
     if len(transfer):
-        groups = list(transfer.groupby(["trunk", "block_seed"], sort=False, dropna=False))
+        groups = list(transfer.groupby(["trunk", "block_seed"], sort=True, dropna=False))  # draw by draw
         for i, ((trunk, draw), part) in enumerate(groups):
             title = "Images: transfer to block 2"
             if len(groups) > 1:
