@@ -503,14 +503,16 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs:
 def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: float,
                    arms: list[str]) -> tuple[list[str], list[tuple]]:
     """One row per class-block draw (and preset, where there are several) at ``fraction``: the
-    blocks, the trunk's block-1 test accuracy, scratch's block-2 test accuracy and each arm's
-    gain over scratch (mean ± std over seeds), the arms in the order given."""
+    blocks, the trunk's block-1 test accuracy, where ``lp_ft`` ran its probe's validation
+    accuracy (:func:`_probe_accuracy`), scratch's block-2 test accuracy and each arm's gain
+    over scratch (mean ± std over seeds), the arms in the order given."""
     at = transfer[transfer.fraction == fraction]
     gains = gains_over_scratch(at).set_index(["block_seed", "preset", "arm"])
     several_presets = at["preset"].nunique() > 1
-    probes = at[at.arm == "lp_ft"].assign(
-        probe=[_probe_accuracy(r) for r in at.loc[at.arm == "lp_ft", "run"]] if "run" in at else float("nan"))
-    probed = probes["probe"].notna().any() if len(probes) else False
+    lp_ft = at[at.arm == "lp_ft"]
+    probes = (lp_ft.assign(probe=[_probe_accuracy(r) for r in lp_ft["run"]] if "run" in lp_ft else np.nan)
+              .dropna(subset=["probe"]).groupby(["block_seed", "preset"])["probe"])
+    probed = probes.ngroups > 0  # the column only where some lp_ft run recorded its probe
     rows = []
     for (draw, preset), part in at.groupby(["block_seed", "preset"], sort=True):
         block1 = trunk_runs[(trunk_runs.block_seed == draw) & (trunk_runs.preset == preset)]
@@ -518,10 +520,10 @@ def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: f
         blocks = part["blocks"].iloc[0].split(" | ")
         cells = [_gain_cell(gains.loc[(draw, preset, arm)]) if (draw, preset, arm) in gains.index else ""
                  for arm in arms]
-        probe = probes[(probes.block_seed == draw) & (probes.preset == preset)]["probe"].dropna() if probed else ()
+        probe = probes.get_group((draw, preset)) if (draw, preset) in probes.groups else None
         rows.append((draw, *([preset] if several_presets else []), blocks[0], blocks[-1],
                      mean_std(block1.accuracy.mean(), _std(block1.accuracy)) if len(block1) else "",
-                     *([mean_std(probe.mean(), _std(probe)) if len(probe) else ""] if probed else []),
+                     *([mean_std(probe.mean(), _std(probe)) if probe is not None else ""] if probed else []),
                      mean_std(scratch.accuracy.mean(), _std(scratch.accuracy)) if len(scratch) else "", *cells))
     return (["draw", *(["preset"] if several_presets else []), "block 1", "block 2", "trunk on block 1",
              *([f"frozen trunk's probe at {fraction:g} (val.)"] if probed else []),
