@@ -171,6 +171,7 @@ def run_images_command(
     dataset: Annotated[str, typer.Option(help="auto (from the folder), cifar10, cifar100 or folder.")] = "auto",
     models: Annotated[Optional[str], typer.Option(help="Comma-separated block-1 models (default: all; see `studybench list`).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each changes the validation split, the fractions and the initialisation.")] = "0,1,2",
+    draws: Annotated[Optional[str], typer.Option(help="Comma-separated class-block draws (values of data.block_seed: which classes go into each block), run as one grid; each draw is its own study, and the report pools the transfer gains over them. Default: data.block_seed (0).")] = None,
     preset: PresetOption = "tuned",
     set_: Annotated[list[str], typer.Option("--set", help="Override a setting, e.g. data.blocks=2, data.train_fraction=0.1, transfer.fractions=0.1,1.0, transfer.arms=scratch,cnn_finetune, train.epochs=5 (repeatable).")] = [],
     config: ConfigOption = None,
@@ -193,7 +194,7 @@ def run_images_command(
             failed.result = run_images(data, dataset, models, seeds, preset, _overrides(set_, config),
                                        out, cache, progress, log=log,
                                        tracker=_tracker(mlflow, mlflow_uri, out, "studybench-images"),
-                                       **execution)
+                                       draws=draws, **execution)
         print_image_tables(*failed.result)
         out_console.print(f"runs and results.csv in {out}")
         _write_report(out)

@@ -346,6 +346,51 @@ def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path)
     assert "over 2 class-block draws" in markdown.split("Findings")[1].split("\n###")[0]
 
 
+def test_several_class_block_draws_are_one_grid_with_the_run_ids_of_each_draw_alone(cifar):
+    """--draws plans each class-block draw as it would be planned alone (same run ids, so runs
+    made one draw at a time are reused), every transfer arm starting from its own draw's
+    block-1 run; a draw named twice, a bad one, or --draws beside data.block_seed is refused."""
+    from studybench.studies.images import plan_images
+
+    base = {**QUICK, "transfer.arms": "scratch,cnn_finetune", "transfer.fractions": "1.0"}
+    said = []
+    together = plan_images(cifar, models="cnn_basic", seeds="0,1", overrides=base, draws="0,2", log=said.append)
+    alone = {d: plan_images(cifar, models="cnn_basic", seeds="0,1", overrides={**base, "data.block_seed": d})
+             for d in (0, 2)}
+    assert [j.run_id for j in together.jobs] == [j.run_id for d in (0, 2) for j in alone[d].jobs]
+    assert set(together.payloads) == set(alone[0].payloads) | set(alone[2].payloads)
+    assert len(together.payloads) == 4  # two blocks per draw, each prepared once
+    block1 = {j.run_id: j.record["config"]["block_seed"] for j in together.jobs if j.record["stage"] == "block1"}
+    for job in together.jobs:
+        if job.record["stage"] == "transfer":  # never a trunk trained on another draw's block 1
+            assert block1[job.sources["cnn"]] == job.record["config"]["block_seed"]
+            assert job.inputs[0].endswith(":b2") and job.inputs[0] in alone[job.record["config"]["block_seed"]].payloads
+    assert sum("class-block draw" in line for line in said) == 2
+    for draws, message in (("0,0", "--draws: 0 given twice"), ("a", "--draws 'a': expected whole numbers")):
+        with pytest.raises(StudybenchError, match=message):
+            plan_images(cifar, models="cnn_basic", overrides=base, draws=draws)
+    with pytest.raises(StudybenchError, match="--draws and --set data.block_seed"):
+        plan_images(cifar, models="cnn_basic", overrides={**base, "data.block_seed": 1}, draws="0,1")
+
+
+def test_cli_runs_several_draws_in_one_command(cifar, tmp_path):
+    code, output = _cli("--data", str(cifar), "--models", "cnn_basic", "--seeds", "0", "--draws", "0,1",
+                        "--set", "train.epochs=1", "--set", "train.batch_size=16", "--set", "model.widths=8,8,8",
+                        "--set", "transfer.arms=scratch,cnn_finetune", "--set", "transfer.fractions=1",
+                        "--out", str(tmp_path / "o"))
+    assert code == 0, output
+    import pandas as pd
+
+    results = pd.read_csv(tmp_path / "o" / "results.csv")
+    per_draw = results.groupby("block_seed")["model"].apply(sorted).to_dict()
+    assert per_draw == {d: ["cnn_basic", "transfer:cnn_finetune", "transfer:scratch"] for d in (0, 1)}
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "Images: transfer pooled over 2 class-block draws" in report
+    code, output = _cli("--data", str(cifar), "--draws", "0,x", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "--draws 'x': expected whole numbers" in output and "Traceback" not in output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_step_floor_lengthens_small_shares_and_leaves_other_run_ids_alone(cifar, tmp_path):
     from studybench.models.image.transfer import transfer_epochs
     from studybench.studies.images import plan_images

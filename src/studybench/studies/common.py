@@ -40,23 +40,25 @@ def check_model_overrides(specs: list[registry.ModelSpec], overrides: dict[str, 
             )
 
 
-def parse_seed(value: str) -> int:
-    """One seed from the command line, in the range NumPy and scikit-learn accept."""
+def parse_seed(value: str, what: str = "seeds") -> int:
+    """One seed from the command line (``--what``), in the range NumPy and scikit-learn accept."""
     try:
         seed = int(value)
     except ValueError:
-        raise StudybenchError(f"--seeds {value!r}: expected whole numbers such as 0,1,2") from None
+        raise StudybenchError(f"--{what} {value!r}: expected whole numbers such as 0,1,2") from None
     if not 0 <= seed < 2**32:  # the range NumPy and scikit-learn accept
-        raise StudybenchError(f"--seeds {value}: a seed must lie between 0 and 4294967295")
+        raise StudybenchError(f"--{what} {value}: a seed must lie between 0 and 4294967295")
     return seed
 
 
-def parse_seeds(seeds: str | Sequence[int]) -> list[int]:
-    """``"0,1,2"`` or ``[0, 1, 2]`` -> distinct seeds; a repeated or bad seed is an error."""
-    seed_list = [parse_seed(s) for s in parse_list(seeds if isinstance(seeds, str) else [str(s) for s in seeds], "seeds")]
+def parse_seeds(seeds: str | Sequence[int], what: str = "seeds") -> list[int]:
+    """``"0,1,2"`` or ``[0, 1, 2]`` -> distinct seeds; a repeated or bad seed is an error
+    naming ``--what`` (``--seeds``, or ``--draws`` for class-block draws)."""
+    items = seeds if isinstance(seeds, str) else [str(s) for s in seeds]
+    seed_list = [parse_seed(s, what) for s in parse_list(items, what)]
     repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
     if repeated:
-        raise StudybenchError(f"--seeds: {', '.join(map(str, repeated))} given twice; each seed is one run")
+        raise StudybenchError(f"--{what}: {', '.join(map(str, repeated))} given twice; each is planned once")
     return seed_list
 
 

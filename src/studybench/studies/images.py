@@ -9,6 +9,7 @@ returns two tables (mean +- std over seeds). A rerun skips finished runs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -112,8 +113,11 @@ def plan_images(
     overrides: dict[str, Any] | None = None,
     cache: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    draws: str | Sequence[int] | None = None,
 ) -> Plan:
     """Block-1 models and block-2 transfer arms for every seed, as jobs; nothing is written.
+    ``draws``: class-block draws (values of ``data.block_seed``, which classes go into each
+    block) to plan into the one grid, each a study of its own; None plans ``data.block_seed``.
 
     The images are read here, once (their digest is part of every run id); each class
     block is a payload the driver prepares once, before the first run starts, and a transfer
@@ -156,22 +160,45 @@ def plan_images(
 
     loaded = data if isinstance(data, ImageData) else load_images(data, config.data.dataset, cache,
                                                                   config.data.image_size)
+    if draws is not None and "data.block_seed" in run_over:
+        raise StudybenchError("--draws and --set data.block_seed both choose the class-block draw: give one")
+    draw_list = parse_seeds(draws, "draws") if draws is not None else [config.data.block_seed]
+    if log:
+        sizes = [len(b) for b in class_blocks(len(loaded.train.classes), config.data.blocks, draw_list[0])]
+        log(f"{loaded.source}: {loaded.name}, {len(loaded.train):,} training and "
+            f"{len(loaded.test) if loaded.test is not None else 0:,} test images, "
+            f"{len(loaded.train.classes)} classes -> {len(sizes)} blocks of "
+            f"{', '.join(map(str, sizes))} classes")
+    digest = _digest(loaded)
+    data_ref = DataRef(str(loaded.source), digest)
+    jobs: list[Job] = []
+    payloads: dict[str, Callable] = {}
+    for draw in draw_list:  # each class-block draw is a study of its own, planned into one grid
+        drawn = dataclasses.replace(config, data=dataclasses.replace(config.data, block_seed=draw))
+        jobs += _plan_draw(loaded, drawn, digest, data_ref, specs, params, seed_list, preset, payloads,
+                           log, several=len(draw_list) > 1)
+    return Plan("images", jobs, payloads)
+
+
+def _plan_draw(loaded: ImageData, config: ImagesConfig, digest: str, data_ref: DataRef, specs: list,
+               params: dict[str, Any], seed_list: list[int], preset: str, payloads: dict[str, Callable],
+               log: Callable[[str], None] | None, several: bool) -> list[Job]:
+    """The jobs of one class-block draw (``config.data.block_seed``); its two blocks are added
+    to ``payloads``. A run's id depends on the draw through ``config.data``, so the same draw
+    planned alone or beside others gives the same run ids."""
+    t = config.transfer
     ids = class_blocks(len(loaded.train.classes), config.data.blocks, config.data.block_seed)
     if t.arms and len(ids) < 2:
         raise StudybenchError("transfer needs two blocks (--set data.blocks=2) or no arms (transfer.arms=[])")
-    digest = _digest(loaded)
-    if log:
-        log(f"{loaded.source}: {loaded.name}, {len(loaded.train):,} training and "
-            f"{len(loaded.test) if loaded.test is not None else 0:,} test images, "
-            f"{len(loaded.train.classes)} classes -> {len(ids)} blocks of "
-            f"{', '.join(str(len(b)) for b in ids)} classes")
+    if log and several:
+        log(f"class-block draw {config.data.block_seed}: "
+            + " | ".join(", ".join(loaded.train.classes[c] for c in b) for b in ids))
 
     base = {"study": "images", "preset": preset, "data": digest, "config": to_dict(config.data)}
     block_info = {"dataset": loaded.name, "source": str(loaded.source), "block_seed": config.data.block_seed,
                   "blocks": [[loaded.train.classes[c] for c in b] for b in ids]}
     key = f"image-blocks:{digest}:{config_hash(to_dict(config.data))}"
-    payloads = {f"{key}:b{i + 1}": functools.partial(make_block, loaded, config, i) for i in range(2)}
-    data_ref = DataRef(str(loaded.source), digest)
+    payloads.update({f"{key}:b{i + 1}": functools.partial(make_block, loaded, config, i) for i in range(2)})
     jobs: list[Job] = []
     if t.arms:  # the transfer arms' epochs (as in transfer_model), for their cost
         cnn = params[t.cnn] if t.cnn in params else registry.get(t.cnn).resolve(preset)
@@ -207,7 +234,7 @@ def plan_images(
                                 context={"images": block_info},
                                 cost=transfer_epochs(budget, t.min_steps, round(block2_train * fraction),
                                                      cnn.train.batch_size) * fraction))
-    return Plan("images", jobs, payloads)
+    return jobs
 
 
 def run_images(
@@ -226,15 +253,17 @@ def run_images(
     threads: int | None = None,
     ray: str | None = None,
     executor: Executor | None = None,
+    draws: str | Sequence[int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Block-1 models and block-2 transfer arms for every seed; returns
+    """Block-1 models and block-2 transfer arms for every seed (and class-block draw, with
+    ``draws``, as in :func:`plan_images`); returns
     ``(block1_table, transfer_table)``. ``data`` is a folder, images already loaded
     (:class:`ImageData`), or None to download CIFAR into ``cache``. ``workers``,
     ``threads``, ``ray`` and ``executor`` as in :func:`studybench.studies.lyrics.run_lyrics`."""
     from studybench.records import check_out_folder
 
     check_out_folder(out)
-    plan = plan_images(data, dataset, models, seeds, preset, overrides, cache, log)
+    plan = plan_images(data, dataset, models, seeds, preset, overrides, cache, log, draws)
     return run_plan(plan, out, summarize_images, executor=executor, workers=workers, threads=threads,
                     ray=ray, progress=progress, tracker=tracker, log=log)
 
