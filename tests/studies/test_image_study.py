@@ -369,7 +369,7 @@ def test_several_class_block_draws_are_one_grid_with_the_run_ids_of_each_draw_al
     for draws, message in (("0,0", "--draws: 0 given twice"), ("a", "--draws 'a': expected whole numbers")):
         with pytest.raises(StudybenchError, match=message):
             plan_images(cifar, models="cnn_basic", overrides=base, draws=draws)
-    with pytest.raises(StudybenchError, match="--draws and --set data.block_seed"):
+    with pytest.raises(StudybenchError, match="--draws and data.block_seed"):
         plan_images(cifar, models="cnn_basic", overrides={**base, "data.block_seed": 1}, draws="0,1")
 
 

@@ -158,11 +158,13 @@ def plan_images(
     params = {s.name: s.resolve(preset, {k: v for k, v in model_over.items() if s.knows(k)}) for s in specs}
     note_emulated_bf16(params, log)
 
+    if draws is not None and "data.block_seed" in run_over:
+        raise StudybenchError("--draws and data.block_seed (--set or --config) both choose the class-block "
+                              "draw: give one")
+    draw_list = parse_seeds(draws, "draws") if draws is not None else [config.data.block_seed]
+
     loaded = data if isinstance(data, ImageData) else load_images(data, config.data.dataset, cache,
                                                                   config.data.image_size)
-    if draws is not None and "data.block_seed" in run_over:
-        raise StudybenchError("--draws and --set data.block_seed both choose the class-block draw: give one")
-    draw_list = parse_seeds(draws, "draws") if draws is not None else [config.data.block_seed]
     if log:
         sizes = [len(b) for b in class_blocks(len(loaded.train.classes), config.data.blocks, draw_list[0])]
         log(f"{loaded.source}: {loaded.name}, {len(loaded.train):,} training and "
