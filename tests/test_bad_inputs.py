@@ -458,6 +458,22 @@ def images_fraction_out_of_range(made, tmp):
 
 
 @case
+def images_draws_not_numbers(made, tmp):
+    return _images_args(str(made["images"]), "--draws", "0,one"), None, ["--draws", "one"]
+
+
+@case
+def images_draws_repeated(made, tmp):
+    return _images_args(str(made["images"]), "--draws", "1,1"), None, ["--draws", "1 given twice"]
+
+
+@case
+def images_draws_beside_block_seed(made, tmp):
+    return _images_args(str(made["images"]), "--draws", "0,1", "--set", "data.block_seed=2"), None, \
+        ["--draws", "data.block_seed"]
+
+
+@case
 def images_lyrics_model(made, tmp):
     return ["run", "images", "--data", str(made["images"]), "--models", "lstm"], None, ["lstm"]
 
