@@ -19,6 +19,7 @@ def mean_std(mean: float, std: float, digits: int = 3, seeds: int | None = None)
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Lyrics: mean and sample std over seeds per (model, features, preset, split, data file),
     in first-seen order; one seed has std 0."""

@@ -177,17 +177,19 @@ def plan_images(
     payloads: dict[str, Callable] = {}
     for draw in draw_list:  # each class-block draw is a study of its own, planned into one grid
         drawn = dataclasses.replace(config, data=dataclasses.replace(config.data, block_seed=draw))
-        jobs += _plan_draw(loaded, drawn, digest, data_ref, specs, params, seed_list, preset, payloads,
-                           log, several=len(draw_list) > 1)
+        draw_jobs, blocks = _plan_draw(loaded, drawn, digest, data_ref, specs, params, seed_list, preset,
+                                       log, several=len(draw_list) > 1)
+        jobs += draw_jobs
+        payloads.update(blocks)
     return Plan("images", jobs, payloads)
 
 
 def _plan_draw(loaded: ImageData, config: ImagesConfig, digest: str, data_ref: DataRef, specs: list,
-               params: dict[str, Any], seed_list: list[int], preset: str, payloads: dict[str, Callable],
-               log: Callable[[str], None] | None, several: bool) -> list[Job]:
-    """The jobs of one class-block draw (``config.data.block_seed``); its two blocks are added
-    to ``payloads``. A run's id depends on the draw through ``config.data``, so the same draw
-    planned alone or beside others gives the same run ids."""
+               params: dict[str, Any], seed_list: list[int], preset: str,
+               log: Callable[[str], None] | None, several: bool) -> tuple[list[Job], dict[str, Callable]]:
+    """The jobs of one class-block draw (``config.data.block_seed``) and the payloads of its two
+    blocks. A run's id depends on the draw through ``config.data``, so the same draw planned
+    alone or beside others gives the same run ids."""
     t = config.transfer
     ids = class_blocks(len(loaded.train.classes), config.data.blocks, config.data.block_seed)
     if t.arms and len(ids) < 2:
@@ -200,7 +202,7 @@ def _plan_draw(loaded: ImageData, config: ImagesConfig, digest: str, data_ref: D
     block_info = {"dataset": loaded.name, "source": str(loaded.source), "block_seed": config.data.block_seed,
                   "blocks": [[loaded.train.classes[c] for c in b] for b in ids]}
     key = f"image-blocks:{digest}:{config_hash(to_dict(config.data))}"
-    payloads.update({f"{key}:b{i + 1}": functools.partial(make_block, loaded, config, i) for i in range(2)})
+    payloads = {f"{key}:b{i + 1}": functools.partial(make_block, loaded, config, i) for i in range(2)}
     jobs: list[Job] = []
     if t.arms:  # the transfer arms' epochs (as in transfer_model), for their cost
         cnn = params[t.cnn] if t.cnn in params else registry.get(t.cnn).resolve(preset)
@@ -236,7 +238,7 @@ def _plan_draw(loaded: ImageData, config: ImagesConfig, digest: str, data_ref: D
                                 context={"images": block_info},
                                 cost=transfer_epochs(budget, t.min_steps, round(block2_train * fraction),
                                                      cnn.train.batch_size) * fraction))
-    return jobs
+    return jobs, payloads
 
 
 def run_images(
