@@ -86,10 +86,16 @@ def protocol_section(c: Collected) -> Section:
             d = run.config.get(key)
             if isinstance(d, dict):
                 data[Path(d["path"]).name] = f"{d.get('rows', '?'):,} rows ({d.get('schema', '')})"
+    draws: dict[str, dict[int, tuple[str, str]]] = {}  # image source -> draw -> (dataset, its blocks)
     for run in c.images:
-        info = run.config.get("images", {})
-        data[info.get("source", "images")] = (f"{info.get('dataset', '')}, blocks: "
-                                              + " | ".join(", ".join(b) for b in info.get("blocks", [])))
+        info, draw = run.config.get("images", {}), image_context(run)[1]
+        draws.setdefault(info.get("source", "images"), {})[0 if draw is None else draw] = (
+            info.get("dataset", ""), " | ".join(", ".join(b) for b in info.get("blocks", [])))
+    for source, found in draws.items():
+        (dataset, blocks), *others = [found[d] for d in sorted(found)]
+        data[source] = (f"{dataset}, blocks: {blocks}" if not others  # several draws: each one's blocks
+                        else f"{dataset}, {len(found)} class-block draws: "
+                             + "; ".join(f"{d}: {found[d][1]}" for d in sorted(found)))
     splits = sorted({r.metrics.get("split", "") for r in c.lyrics} - {""})
     seeds = sorted({r.metrics.get("seed") for r in runs})
     presets = sorted({r.metrics.get("preset", "") for r in runs})
