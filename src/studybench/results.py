@@ -9,7 +9,6 @@ import pandas as pd
 LYRICS_KEYS = ["model", "features", "preset", "split", "data"]
 
 
-
 def mean_std(mean: float, std: float, digits: int = 3, seeds: int | None = None) -> str:
     """``mean ± std`` for a table cell; the mean alone where there is no spread to state (one
     seed: ``seeds < 2``, or a NaN std), never ``± 0.000``, which reads as a measured zero."""
@@ -58,7 +57,8 @@ def paired_gains(runs: pd.DataFrame, keys: tuple[str, ...] | None = None) -> pd.
 def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Test accuracy of every transfer arm minus that of ``scratch`` trained on the same
     fraction with the same seed (same split and budget), paired by seed: one row per arm x
-    ``keys`` x fraction with ``gain_seeds``, ``gain_mean`` and sample ``gain_std`` (0 for one seed).
+    ``keys`` x fraction with ``gain_seeds``, ``gain_mean`` and sample ``gain_std`` (0 for one seed),
+    and ``gain_draws``: how many class-block draws those pairs come from.
 
     Pairing by seed removes the seed-to-seed variation the two arms share (the split, the
     kept fraction), so the std is that of the difference, not of either arm. Pairs are made
@@ -67,8 +67,11 @@ def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] | None = None) 
     paired = paired_gains(runs)
     keys = _keys(paired, keys)
     # no transfer run or no scratch arm: an empty frame that keeps the key columns' types
-    gains = (paired.groupby(["arm", *keys, "fraction"], sort=False, dropna=False)["gain"]
-             .agg(gain_seeds="count", gain_mean="mean", gain_std="std").reset_index())
+    if "block_seed" not in paired:  # records from before the class-block draws: all draw 0
+        paired = paired.assign(block_seed=0)
+    gains = (paired.groupby(["arm", *keys, "fraction"], sort=False, dropna=False)
+             .agg(gain_seeds=("gain", "count"), gain_mean=("gain", "mean"), gain_std=("gain", "std"),
+                  gain_draws=("block_seed", lambda d: d.nunique(dropna=False))).reset_index())
     gains["gain_std"] = gains["gain_std"].fillna(0.0)
     return gains
 

@@ -191,6 +191,7 @@ def test_gains_over_scratch_are_paired_by_seed():
     gains = gains_over_scratch(pd.DataFrame(rows)).set_index(["arm", "preset"])
     tuned = gains.loc[("cnn_finetune", "tuned")]
     assert tuned["gain_seeds"] == 3 and tuned["gain_mean"] == pytest.approx(-0.01)
+    assert tuned["gain_draws"] == 1  # records without class-block draws: one draw
     assert tuned["gain_std"] == pytest.approx(0.01)
     single = gains.loc[("cnn_finetune", "seed")]
     assert single["gain_seeds"] == 1 and single["gain_mean"] == pytest.approx(0.1) and single["gain_std"] == 0
@@ -230,6 +231,11 @@ def test_gains_are_paired_within_a_class_block_draw_and_trunk_then_pooled():
     assert pooled.loc["cnn_basic", "gain_mean"] == pytest.approx(0.0105)
     assert pooled.loc["cnn_basic", "gain_std"] == pytest.approx(
         pd.Series([0.04, 0.041, -0.02, -0.019]).std())
+    assert pooled.loc["cnn_basic", "gain_draws"] == 2
+    # a draw without its scratch runs (not run yet) gives no pairs: the pooled gain says it has one draw
+    partial = frame[~((frame.arm == "scratch") & (frame.block_seed == 1))]
+    pooled = gains_over_scratch(partial, keys=("preset", "trunk")).set_index("trunk")
+    assert pooled.loc["cnn_basic", "gain_seeds"] == 2 and pooled.loc["cnn_basic", "gain_draws"] == 1
 
 
 def test_gains_by_draw_keep_presets_apart():

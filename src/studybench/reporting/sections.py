@@ -199,14 +199,15 @@ def findings_section(c: Collected) -> Section | None:
         gains = gains_over_scratch(transfer, keys=("preset", "trunk"))  # pooled over class-block draws
         for trunk, part in gains.groupby("trunk", sort=False, dropna=False):
             ends = sorted(part["fraction"].unique())
-            draws = transfer[transfer.trunk == trunk]["block_seed"].nunique()
+            several = transfer[transfer.trunk == trunk]["block_seed"].nunique() > 1
             parts = []
             for fraction in dict.fromkeys((ends[0], ends[-1])):
                 at = part[part.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
+                draws = int(at.gain_draws)  # the draws its pairs come from, not every draw that has runs
                 parts.append(f"with {100 * fraction:g}% of block 2's training images the best arm, `{at.arm}`, "
                              f"gains {_gain_cell(at)} points over scratch "
-                             + (f"({int(at.gain_seeds)} draw-seed pairs over {draws} class-block draws)" if draws > 1
-                                else f"({_seeds(int(at.gain_seeds))})"))
+                             + (f"({int(at.gain_seeds)} draw-seed pairs over {draws} class-block "
+                                f"draw{'s' if draws != 1 else ''})" if several else f"({_seeds(int(at.gain_seeds))})"))
             label = f" from `{trunk}`" if gains["trunk"].nunique() > 1 else ""
             items.append(f"Transfer{label}: " + "; ".join(parts) + ".")
     if not items:
