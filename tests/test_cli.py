@@ -266,3 +266,21 @@ def test_one_seed_is_printed_as_its_score_alone_not_with_a_zero_spread():
     assert mean_std(float("nan"), 0.0) == ""
     assert mean_std(0.3312, _std(pd.Series([0.3312]))) == "0.331"
     assert mean_std(0.5, _std(pd.Series([0.4, 0.6]))) == "0.500 ± 0.141"
+
+
+def test_one_seed_transfer_gain_is_printed_without_a_zero_spread(capsys):
+    """The console's transfer line says "+0.0 points (1 seed)" for one seed, not "+0.0 ± 0.0"."""
+    import pandas as pd
+
+    from studybench.console import print_image_tables
+    from studybench.results import summarize_images
+
+    rows = [{"study": "images", "stage": "transfer", "model": f"transfer:{arm}", "arm": arm, "task": "classification",
+             "preset": "tuned", "fraction": 0.1, "seed": seed, "accuracy": accuracy, "macro_f1": accuracy,
+             "mse": None, "psnr": None, "fit_seconds": 1.0, "n_params": 10, "n_trainable": 10, "n_train": 100}
+            for seed, accuracy in ((0, 0.70), (1, 0.72)) for arm in ("scratch",)]
+    rows += [{**rows[0], "model": "transfer:cnn_finetune", "arm": "cnn_finetune", "accuracy": 0.75}]
+    block1, transfer = summarize_images(pd.DataFrame(rows))
+    print_image_tables(block1, transfer)
+    line = " ".join(capsys.readouterr().out.split()).split("paired by seed: ")[1]
+    assert line == "0.1: +5.0 points (1 seed)"  # paired with seed 0's scratch alone

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from studybench.errors import Interrupted, StudybenchError
-from studybench.results import mean_std
+from studybench.results import gain_points, mean_std
 
 # Pipes and files get a width that fits the tables; a terminal keeps its own.
 out_console = Console(width=None if sys.stdout.isatty() else 120)
@@ -179,7 +179,7 @@ def print_image_tables(block1, transfer) -> None:
     out_console.print(view)
     for preset, rows in transfer[(transfer.arm == "cnn_finetune") & transfer.gain_mean.notna()].groupby(
             "preset", sort=False):
-        gains = [f"{r.fraction:g}: {100 * r.gain_mean:+.1f} ± {100 * r.gain_std:.1f} points "
+        gains = [f"{r.fraction:g}: {gain_points(r)} points "
                  f"({r.gain_seeds:.0f} seed{'s' if r.gain_seeds != 1 else ''})"
                  for r in rows.sort_values("fraction").itertuples()]
         prefix = f" ({preset} preset)" if transfer.preset.nunique() > 1 else ""

@@ -19,6 +19,14 @@ def mean_std(mean: float, std: float, digits: int = 3, seeds: int | None = None)
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def gain_points(gain) -> str:
+    """A gain over scratch (a row with ``gain_seeds``, ``gain_mean`` and ``gain_std``, fractions) in
+    points; the mean alone for a single pair, which has no spread to state."""
+    if gain.gain_seeds < 2:
+        return f"{100 * gain.gain_mean:+.1f}"
+    return f"{100 * gain.gain_mean:+.1f} ± {100 * gain.gain_std:.1f}"
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Lyrics: mean and sample std over seeds per (model, features, preset, split, data file),
     in first-seen order; one seed has std 0."""

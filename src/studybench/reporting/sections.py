@@ -19,7 +19,7 @@ from studybench.reporting.reference import (
     LYRICS_VALIDATION_ACCURACY,
     TRANSFER_NOTE,
 )
-from studybench.results import gains_over_scratch, mean_std
+from studybench.results import gain_points, gains_over_scratch, mean_std
 from studybench.runfolder import image_context
 
 
@@ -150,14 +150,6 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
-def _gain_cell(gain) -> str:
-    """A gain over scratch (a row with ``gain_seeds``, ``gain_mean`` and ``gain_std``, fractions) in
-    points; the mean alone for a single pair, which has no spread to state."""
-    if gain.gain_seeds < 2:
-        return f"{100 * gain.gain_mean:+.1f}"
-    return f"{100 * gain.gain_mean:+.1f} ± {100 * gain.gain_std:.1f}"
-
-
 def findings_section(c: Collected) -> Section | None:
     """What the runs found, in a few sentences a reader takes in first: the best model per
     split, how much the random split inflates ``lyrics+artist``, the best block-1 network and
@@ -205,7 +197,7 @@ def findings_section(c: Collected) -> Section | None:
                 at = part[part.fraction == fraction].sort_values("gain_mean", ascending=False).iloc[0]
                 draws = int(at.gain_draws)  # the draws its pairs come from, not every draw that has runs
                 parts.append(f"with {100 * fraction:g}% of block 2's training images the best arm, `{at.arm}`, "
-                             f"gains {_gain_cell(at)} points over scratch "
+                             f"gains {gain_points(at)} points over scratch "
                              + (f"({int(at.gain_seeds)} draw-seed pairs over {draws} class-block "
                                 f"draw{'s' if draws != 1 else ''})" if several else f"({_seeds(int(at.gain_seeds))})"))
             label = f" from `{trunk}`" if gains["trunk"].nunique() > 1 else ""
@@ -454,7 +446,7 @@ def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: 
         gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
         rank = {arm: i for i, arm in enumerate(wide)}
         gains = gains.sort_values("arm", key=lambda arms: arms.map(rank), kind="stable")
-        cells = {label: {r.fraction: _gain_cell(r)
+        cells = {label: {r.fraction: gain_points(r)
                          for r in part.itertuples()} for label, part in gains.groupby("label", sort=False)}
         s.text("Gain over scratch: test accuracy of each arm minus that of `scratch` trained on the "
                "same images with the same seed and budget, in points, mean ± std over seeds.")
@@ -465,7 +457,7 @@ def _transfer_section(title: str, transfer: pd.DataFrame, suffix: str, several: 
             ends = part.iloc[[0, -1]] if len(part) > 1 else part
             s.text(f"Fine-tuned transfer (`cnn_finetune`{', ' + preset + ' preset' if several_presets else ''}) "
                    "against scratch: " + "; ".join(
-                       f"{_gain_cell(r)} points with {100 * r.fraction:g}% "
+                       f"{gain_points(r)} points with {100 * r.fraction:g}% "
                        f"of the block-2 training images ({r.gain_seeds:.0f} seed{'' if r.gain_seeds == 1 else 's'})"
                        for r in ends.itertuples()) + ".")
     return s
@@ -485,7 +477,7 @@ def _pooled_section(trunk: str, transfer: pd.DataFrame, suffix: str, trunk_runs:
     several_presets = gains["preset"].nunique() > 1
     gains["label"] = gains["arm"] + (" · " + gains["preset"] if several_presets else "")
     last = gains[gains.fraction == fractions[0]].sort_values("gain_mean", ascending=False)["label"]
-    cells = {label: {r.fraction: f"{_gain_cell(r)} ({r.gain_seeds:.0f})"
+    cells = {label: {r.fraction: f"{gain_points(r)} ({r.gain_seeds:.0f})"
                      for r in gains[gains.label == label].itertuples()} for label in last}
     s.text("Gain over scratch in points, mean ± std over every (draw, seed) pair, pairs in brackets; "
            "sorted by the gain with the least block-2 data.")
@@ -525,7 +517,7 @@ def _gains_by_draw(transfer: pd.DataFrame, trunk_runs: pd.DataFrame, fraction: f
         block1 = trunk_runs[(trunk_runs.block_seed == draw) & (trunk_runs.preset == preset)]
         scratch = part[part.arm == "scratch"]
         blocks = part["blocks"].iloc[0].split(" | ")
-        cells = [_gain_cell(gains.loc[(draw, preset, arm)]) if (draw, preset, arm) in gains.index else ""
+        cells = [gain_points(gains.loc[(draw, preset, arm)]) if (draw, preset, arm) in gains.index else ""
                  for arm in arms]
         probe = probes.get_group((draw, preset)) if (draw, preset) in probes.groups else None
         rows.append((draw, *([preset] if several_presets else []), blocks[0], blocks[-1],
