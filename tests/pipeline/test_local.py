@@ -192,3 +192,59 @@ def test_both_studies_share_one_out_folder(corpus, tmp_path):
     assert sorted(results["study"]) == ["images", "images", "lyrics"]
     page = build_report(tmp_path).read_text()
     assert "Lyrics → genre" in page and "Images: block 1" in page
+
+
+_ORPHAN_SCRIPT = '''
+import multiprocessing, os, sys, time
+
+def child(parent, pidfile):
+    from studybench.pipeline.local import exit_with_parent
+    if os.environ.get("WATCHDOG_ONLY"):
+        sys.platform = "other"  # as off Linux: no death signal, the watchdog thread alone
+    exit_with_parent(parent, poll=0.1)
+    open(pidfile, "w").write(str(os.getpid()))
+    time.sleep(120)  # a job that would run on long after its driver is gone
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(), sys.argv[1]))
+    process.start()
+    time.sleep(120)
+'''
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+@pytest.mark.parametrize("watchdog_only", [False, True])
+def test_a_worker_ends_when_its_driver_is_killed(tmp_path, watchdog_only):
+    """A driver killed outright (kill -9) cannot stop its workers: each must end by itself
+    instead of training its run on as an orphan that a rerun would race on the same run folder."""
+    import subprocess
+    import sys
+    import time
+
+    script, pidfile = tmp_path / "driver.py", tmp_path / "worker.pid"
+    script.write_text(_ORPHAN_SCRIPT)
+    env = {**os.environ, **({"WATCHDOG_ONLY": "1"} if watchdog_only else {})}
+    driver = subprocess.Popen([sys.executable, str(script), str(pidfile)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker = int(pidfile.read_text())
+        assert not _gone(worker)
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 10
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _gone(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed driver by 10 s")

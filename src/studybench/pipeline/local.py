@@ -28,9 +28,42 @@ def _send(conn: Connection, message) -> None:
     conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def worker_main(conn: Connection, budget: Budget) -> None:
+def exit_with_parent(parent: int, poll: float = 1.0) -> None:
+    """End this process the moment its parent ``parent`` (the driver) is gone, even mid-job.
+
+    A driver killed outright (``kill -9``, the out-of-memory killer) cannot stop its workers,
+    and a worker only notices at its next message, so it went on training its run to the end:
+    an orphan that a rerun of the same command would race on the same run folder. On Linux the
+    kernel kills the worker with its parent (``PR_SET_PDEATHSIG``); everywhere a watchdog thread
+    also checks the parent every ``poll`` seconds. Either way the worker dies as ``close(cancel=True)``
+    kills it: the checkpoint of its last finished epoch stays for the rerun."""
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # no prctl here: the watchdog alone
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    if os.getppid() != parent:  # gone before the death signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="studybench-parent-watch", daemon=True).start()
+
+
+def worker_main(conn: Connection, budget: Budget, parent: int | None = None) -> None:
     """A worker's life: receive payloads and jobs, send events, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
+    if parent is not None:
+        exit_with_parent(parent)
     from studybench.pipeline.worker import apply_budget, budget_environment, run_job
 
     os.environ.update(budget_environment(budget))  # before torch or NumPy start their pools
@@ -85,7 +118,7 @@ class LocalPool(Executor):
         budget = Budget("local", self.slots, self.threads, gpu)
         self.started += 1
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=worker_main, args=(child, budget), daemon=True,
+        process = self.context.Process(target=worker_main, args=(child, budget, os.getpid()), daemon=True,
                                        name=f"studybench-worker-{self.started}")
         process.start()
         child.close()
