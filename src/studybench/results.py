@@ -75,11 +75,11 @@ def gains_over_scratch(runs: pd.DataFrame, keys: tuple[str, ...] | None = None) 
     paired = paired_gains(runs)
     keys = _keys(paired, keys)
     # no transfer run or no scratch arm: an empty frame that keeps the key columns' types
-    if "block_seed" not in paired:  # records from before the class-block draws: all draw 0
-        paired = paired.assign(block_seed=0)
+    # records from before the class-block draws have none: draw 0
+    paired = paired.assign(draw=paired["block_seed"].fillna(0) if "block_seed" in paired else 0)
     gains = (paired.groupby(["arm", *keys, "fraction"], sort=False, dropna=False)
              .agg(gain_seeds=("gain", "count"), gain_mean=("gain", "mean"), gain_std=("gain", "std"),
-                  gain_draws=("block_seed", lambda d: d.nunique(dropna=False))).reset_index())
+                  gain_draws=("draw", "nunique")).reset_index())
     gains["gain_std"] = gains["gain_std"].fillna(0.0)
     return gains
 

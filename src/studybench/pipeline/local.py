@@ -17,6 +17,9 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
@@ -37,10 +40,6 @@ def exit_with_parent(parent: int, poll: float = 1.0) -> None:
     kernel kills the worker with its parent (``PR_SET_PDEATHSIG``); everywhere a watchdog thread
     also checks the parent every ``poll`` seconds. Either way the worker dies as ``close(cancel=True)``
     kills it: the checkpoint of its last finished epoch stays for the rerun."""
-    import sys
-    import threading
-    import time
-
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -59,11 +58,11 @@ def exit_with_parent(parent: int, poll: float = 1.0) -> None:
     threading.Thread(target=watch, name="studybench-parent-watch", daemon=True).start()
 
 
-def worker_main(conn: Connection, budget: Budget, parent: int | None = None) -> None:
-    """A worker's life: receive payloads and jobs, send events, until told to stop."""
+def worker_main(conn: Connection, budget: Budget, parent: int) -> None:
+    """A worker's life: receive payloads and jobs, send events, until told to stop (or until
+    its driver, process ``parent``, is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
-    if parent is not None:
-        exit_with_parent(parent)
+    exit_with_parent(parent)
     from studybench.pipeline.worker import apply_budget, budget_environment, run_job
 
     os.environ.update(budget_environment(budget))  # before torch or NumPy start their pools

@@ -92,10 +92,11 @@ def protocol_section(c: Collected) -> Section:
         draws.setdefault(info.get("source", "images"), {})[0 if draw is None else draw] = (
             info.get("dataset", ""), " | ".join(", ".join(b) for b in info.get("blocks", [])))
     for source, found in draws.items():
-        (dataset, blocks), *others = [found[d] for d in sorted(found)]
-        data[source] = (f"{dataset}, blocks: {blocks}" if not others  # several draws: each one's blocks
-                        else f"{dataset}, {len(found)} class-block draws: "
-                             + "; ".join(f"{d}: {found[d][1]}" for d in sorted(found)))
+        ordered = sorted(found.items())
+        dataset = ordered[0][1][0]
+        data[source] = (f"{dataset}, blocks: {ordered[0][1][1]}" if len(ordered) == 1
+                        else f"{dataset}, {len(ordered)} class-block draws: "  # each draw's blocks
+                             + "; ".join(f"{d}: {blocks}" for d, (_, blocks) in ordered))
     splits = sorted({r.metrics.get("split", "") for r in c.lyrics} - {""})
     seeds = sorted({r.metrics.get("seed") for r in runs})
     presets = sorted({r.metrics.get("preset", "") for r in runs})
