@@ -213,11 +213,24 @@ class RunWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def command_line(argv: list[str] | tuple[str, ...]) -> str:
+    """A command line as a user types it: the program shown as ``studybench`` whether it ran as
+    the installed entry point (``/path/.venv/bin/studybench``) or as ``python -m studybench.cli``
+    (whose ``argv[0]`` is the module's file)."""
+    import shlex
+
+    argv = list(argv)
+    if argv:
+        program = Path(argv[0])
+        if program.name == "studybench" or (program.parent.name == "studybench"
+                                            and program.name in ("cli.py", "__main__.py")):
+            argv[0] = "studybench"
+    return shlex.join(argv)
+
+
 def record_plan(out: str | Path, run_ids: list[str]) -> None:
     """Add this command and the runs it will make to ``out/plan.json``, so that a report can
     name the runs an interrupted study has not finished yet."""
-    import shlex
-    import sys
     from datetime import datetime, timezone
 
     path = Path(out) / "plan.json"
@@ -225,8 +238,7 @@ def record_plan(out: str | Path, run_ids: list[str]) -> None:
         plan = read_json(path) if path.is_file() else {"commands": []}
     except (OSError, ValueError):
         plan = {"commands": []}  # a damaged plan is rebuilt from this command on
-    command = shlex.join(["studybench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "studybench" \
-        else shlex.join(sys.argv)
+    command = command_line(sys.argv)
     entries = [e for e in plan.get("commands", []) if e.get("run_ids") != run_ids]
     entries.append({"command": command, "run_ids": run_ids,
                     "planned": datetime.now(timezone.utc).isoformat(timespec="seconds")})

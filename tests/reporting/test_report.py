@@ -254,3 +254,21 @@ def test_the_report_leads_with_the_findings_and_folds_the_protocol(study, tmp_pa
     assert "<details><summary>1 planned runs have not finished" in protocol and "`never.finished.s0-x`" in protocol
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.index("Findings") < page.index("Protocol") and "<details><summary>" in page
+
+
+def test_commands_show_the_program_as_studybench_however_it_was_started(study, tmp_path):
+    """`python -m studybench.cli run …` records the module's file as argv[0]; the report shows
+    the command a reader would type, as for the entry point, and a quoted argument stays one."""
+    from studybench.records import command_line
+
+    assert command_line(["/v/.venv/bin/studybench", "run", "lyrics"]) == "studybench run lyrics"
+    assert command_line(["/w/src/studybench/cli.py", "run", "images", "--set", "transfer.arms=[]"]) \
+        == "studybench run images --set 'transfer.arms=[]'"
+    assert command_line(["/w/benchmarks/executors.py", "--modes", "workers 2"]) \
+        == "/w/benchmarks/executors.py --modes 'workers 2'"
+    (study / "lyrics" / "plan.json").write_text(json.dumps({"commands": [
+        {"command": "/w/src/studybench/cli.py run lyrics --data songs.csv --seeds 0,1,2", "run_ids": []}]}))
+    build_report(study, tmp_path / "out")
+    protocol = (tmp_path / "out" / "report.md").read_text().split("## Protocol", 1)[1]
+    assert "`studybench run lyrics --data songs.csv --seeds 0,1,2`" in protocol
+    assert "cli.py" not in protocol

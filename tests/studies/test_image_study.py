@@ -350,7 +350,7 @@ def test_the_report_shows_every_class_block_draw_and_pools_them(cifar, tmp_path)
         assert row[5].startswith(f"{sum(scratch) / 2:.3f} ± ")
         assert row[6].startswith(f"{100 * (sum(lp_ft) - sum(scratch)) / 2:+.1f} ± ")
     assert "over 2 class-block draws" in markdown.split("Findings")[1].split("\n###")[0]
-    protocol = markdown.split("## Protocol")[1].split("\n| lyrics split kinds")[0]  # its data row
+    protocol = markdown.split("## Protocol")[1].split("\n| seeds")[0]  # its data row
     assert "2 class-block draws: 0: " in protocol  # each draw's blocks, not one draw's as if it were all
     for draw in (0, 1):
         config = json.loads(next((tmp_path / f"draw{draw}").glob("runs/*/config.json")).read_text())

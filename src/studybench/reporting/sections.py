@@ -4,6 +4,7 @@ and figures, each a :class:`Section` built from collected run folders (no render
 from __future__ import annotations
 
 import platform
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from studybench.records import command_line
 from studybench.reporting import figures
 from studybench.reporting.collect import Collected, Run
 from studybench.reporting.reference import (
@@ -103,7 +105,7 @@ def protocol_section(c: Collected) -> Section:
     env = next((r.environment for r in runs if r.environment), {})
     packages = env.get("packages", {})
     rows = [("data", "; ".join(f"{k}: {v}" for k, v in data.items()) or "none"),
-            ("lyrics split kinds", ", ".join(splits) or "none"),
+            *([("lyrics split kinds", ", ".join(splits) or "none")] if c.lyrics else []),
             ("seeds", ", ".join(map(str, seeds))), ("presets", ", ".join(presets)),
             ("finished runs", f"{len(c.lyrics)} lyrics, {len(c.images)} image"),
             ("hardware", f"{env.get('platform', platform.platform())}, {env.get('cpu_count', '?')} CPUs"),
@@ -112,14 +114,15 @@ def protocol_section(c: Collected) -> Section:
             ("git commit", _tally(_commit(r.environment) for r in runs)),
             ("threads", _tally(_threads(r.environment) for r in runs))]
     s.table(["", ""], rows)
-    def shown(argv: list[str]) -> str:  # "/path/.venv/bin/studybench run ..." -> "studybench run ..."
-        argv = list(argv)
-        if argv and Path(argv[0]).name == "studybench":
-            argv[0] = "studybench"
-        return " ".join(argv)
+    def shown(command: str) -> str:  # recorded before command_line knew `python -m studybench.cli`
+        try:
+            return command_line(shlex.split(command))
+        except ValueError:  # unbalanced quotes: shown as recorded
+            return command
 
-    recorded = sorted({shown(r.environment.get("argv", [])) for r in runs} - {""})
-    commands = list(dict.fromkeys(c.commands + [cmd for cmd in recorded if cmd not in c.commands]))
+    planned = [shown(cmd) for cmd in c.commands]
+    recorded = sorted({command_line(r.environment.get("argv", [])) for r in runs} - {""})
+    commands = list(dict.fromkeys(planned + [cmd for cmd in recorded if cmd not in planned]))
     if commands:
         s.details(f"{len(commands)} command{'s' if len(commands) != 1 else ''} made these runs",
                   " · ".join(f"`{cmd}`" for cmd in commands))
