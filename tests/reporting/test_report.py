@@ -272,3 +272,15 @@ def test_commands_show_the_program_as_studybench_however_it_was_started(study, t
     protocol = (tmp_path / "out" / "report.md").read_text().split("## Protocol", 1)[1]
     assert "`studybench run lyrics --data songs.csv --seeds 0,1,2`" in protocol
     assert "cli.py" not in protocol
+
+
+def test_protocol_names_the_training_precision_of_the_networks(study, tmp_path):
+    """`train.precision=auto` is bf16 on one machine and fp32 on another: the protocol says
+    which the networks trained in, run by run where they differ (classical models have none)."""
+    for i, path in enumerate(sorted((study / "images" / "runs").glob("*/metrics.json"))):
+        metrics = json.loads(path.read_text())
+        metrics["selection"]["precision"] = "bf16" if i < 3 else "32"
+        path.write_text(json.dumps(metrics))
+    build_report(study, tmp_path / "out")
+    protocol = (tmp_path / "out" / "report.md").read_text().split("## Protocol", 1)[1]
+    assert "| training precision of the networks | bf16 autocast (3 runs); fp32 (9 runs) |" in protocol

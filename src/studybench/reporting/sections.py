@@ -71,6 +71,9 @@ def _threads(env: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in threads.items() if v is not None) or "defaults"
 
 
+PRECISIONS = {"32": "fp32", "bf16": "bf16 autocast"}  # a run's selection.precision, as a reader says it
+
+
 def _tally(values) -> str:
     """``"a"`` when every run agrees, else ``"a (29 runs); b (58 runs)"`` in first-seen order."""
     counts = Counter(values)
@@ -113,6 +116,10 @@ def protocol_section(c: Collected) -> Section:
                          + ", ".join(f"{k} {v}" for k, v in packages.items())),
             ("git commit", _tally(_commit(r.environment) for r in runs)),
             ("threads", _tally(_threads(r.environment) for r in runs))]
+    # what the networks trained in (train.precision=auto differs by machine: bf16 where native)
+    precisions = [PRECISIONS.get(str(p), str(p)) for r in runs
+                  if isinstance(selection := r.metrics.get("selection"), dict) and (p := selection.get("precision"))]
+    rows += [("training precision of the networks", _tally(precisions))] if precisions else []
     s.table(["", ""], rows)
     def shown(command: str) -> str:  # recorded before command_line knew `python -m studybench.cli`
         try:
