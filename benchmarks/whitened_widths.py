@@ -8,7 +8,7 @@ where the CPU has native bf16: AVX-512 BF16 or AMX). Random images: speed does n
 on the pixels.
 
     python benchmarks/whitened_widths.py [--steps 6] [--batches 256,512] [--precisions 32,bf16]
-        [--layouts channels-last,NCHW]
+        [--layouts channels-last,NCHW] [--widths 64/256/256,96/384/384]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from studybench import registry
 from studybench.models.image.layers import TestTimeViews
 
-WIDTHS = ((64, 256, 256), (64, 128, 128), (32, 64, 128))
+WIDTHS = "64/256/256,64/128/128,32/64/128"  # airbench94's, the width between, the tuned preset's
 
 
 def autocast(precision: str):
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--batches", default="256,512")
     parser.add_argument("--precisions", default="32", help="comma-separated: 32, bf16")
     parser.add_argument("--layouts", default="channels-last,NCHW", help="comma-separated: channels-last, NCHW")
+    parser.add_argument("--widths", default=WIDTHS, help="comma-separated, each the groups' widths joined by /")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     pixels = torch.randint(0, 256, (4096, 3, 32, 32), dtype=torch.uint8)
@@ -79,7 +80,7 @@ def main() -> None:
           f"native bf16: {bf16}")
     print("| widths | batch | precision | memory | train images/s | scoring images/s (6 views) |")
     print("|---|---:|---|---|---:|---:|")
-    for widths in WIDTHS:
+    for widths in (tuple(int(w) for w in ws.split("/")) for ws in args.widths.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
             for precision in args.precisions.split(","):
                 for layout in args.layouts.split(","):
