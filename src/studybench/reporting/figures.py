@@ -129,6 +129,7 @@ def lines_with_bands(frame: pd.DataFrame, x: str, y: str, std: str, series: str,
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.legend(fontsize=8, loc="lower right")
+    # beside the axes, not on them: the lines fill the plot from corner to corner
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.grid(alpha=0.3)
     return _png(fig)
