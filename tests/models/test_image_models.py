@@ -400,3 +400,56 @@ def test_test_time_views_score_the_test_set_but_not_validation(whitened):
         assert torch.equal(net(images), plain)  # the views are off again after scoring
     scores, _ = whitened.scores(ImageSet(images, torch.zeros(4, dtype=torch.long), ("c0", "c1", "c2")))
     assert torch.allclose(torch.from_numpy(scores), torch.softmax(viewed, 1), atol=1e-6)
+
+
+def test_cutout_blanks_one_square_per_training_image():
+    images = torch.full((6, 3, 8, 8), 7, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = Preprocess("raw", 0, False, cutout=3).train()(images)
+    for image in out:
+        blank = image[0] == 0
+        assert torch.equal(blank, (image == 0).all(0))  # the same square in every channel
+        rows, cols = blank.any(1).nonzero().flatten(), blank.any(0).nonzero().flatten()
+        assert blank.sum() == 9 and len(rows) == 3 and len(cols) == 3
+        assert rows[-1] - rows[0] == 2 and cols[-1] - cols[0] == 2  # one 3x3 square, inside the image
+    assert out.flatten(1).min(1).values.eq(0).all() and (out[out != 0] == 7).all()
+    assert torch.equal(Preprocess("raw", 0, False, cutout=3).eval()(images), images.float())  # not at test time
+    with pytest.raises(StudybenchError, match="model.cutout"):
+        Preprocess("raw", cutout=-1)
+
+
+def test_batchnorm_shifts_learn_faster_and_decay_at_the_same_rate():
+    from studybench.training.engine import TrainConfig
+    from studybench.training.tasks import ClassificationTask
+
+    spec = registry.get("whitened_cnn")
+    config = TrainConfig(optimizer="sgd", lr=0.5, weight_decay=1e-3, schedule="plateau")
+    for scale, n_groups in ((64.0, 2), (1.0, 1)):
+        net = spec.build.factory(spec.resolve("tuned", {"widths": (8, 16, 16), "bias_lr_scale": scale}), 3, 32)
+        optim = ClassificationTask(net, config, 3).configure_optimizers()["optimizer"]
+        assert len(optim.param_groups) == n_groups
+        trainable = {id(p) for p in net.parameters() if p.requires_grad}
+        assert sorted(id(p) for g in optim.param_groups for p in g["params"]) == sorted(trainable)
+    net = spec.build.factory(spec.resolve("tuned", {"widths": (8, 16, 16), "bias_lr_scale": 64.0}), 3, 32)
+    shifts = {id(m.bias) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    weights, fast = ClassificationTask(net, config, 3).configure_optimizers()["optimizer"].param_groups
+    assert {id(p) for p in fast["params"]} == shifts and not shifts & {id(p) for p in weights["params"]}
+    assert fast["lr"] == 64 * 0.5 and weights["lr"] == 0.5
+    assert fast["lr"] * fast["weight_decay"] == pytest.approx(weights["lr"] * weights["weight_decay"])
+
+
+
+def test_residual_groups_add_the_pooled_input_back():
+    from studybench.models.image.whitened import ConvGroup
+
+    torch.manual_seed(0)
+    group = ConvGroup(4, 8, 0.4, residual=True).train()
+    x = torch.randn(2, 4, 8, 8)
+    out = group(x)
+    out.sum().backward()
+    assert out.shape == (2, 8, 4, 4) and group.conv3.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        group.conv3.weight.zero_()  # the branch gives 0 (BatchNorm of zeros, GELU(0)): only the input is left
+        pooled = F.gelu(group.norm1(F.max_pool2d(group.conv1(x), 2)))
+        assert torch.allclose(group(x), pooled, atol=1e-6)
+    assert not hasattr(ConvGroup(4, 8, 0.4), "conv3")

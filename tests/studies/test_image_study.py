@@ -104,6 +104,19 @@ def test_bad_settings(cifar, tmp_path, overrides, message):
         run_images(cifar, models="cnn_basic", overrides={**QUICK, **overrides}, out=tmp_path)
 
 
+@pytest.mark.parametrize("extra", [{"model.cutout": "4"}, {"model.bias_lr_scale": "64"}])
+def test_transfer_refuses_block1_options_its_pretrained_arms_would_not_share(cifar, tmp_path, extra):
+    overrides = {**QUICK, "transfer.cnn": "whitened_cnn", "whiten_images": 8, **extra}
+    overrides["model.whiten_images"] = overrides.pop("whiten_images")
+    with pytest.raises(StudybenchError, match=re.escape(next(iter(extra)))):
+        run_images(cifar, models="whitened_cnn", overrides={**overrides, "transfer.arms": "scratch,cnn_finetune"},
+                   out=tmp_path / "both")
+    assert not (tmp_path / "both" / "runs").exists() or not any((tmp_path / "both" / "runs").iterdir())
+    # block 1 alone, or scratch alone, takes them
+    run_images(cifar, models="whitened_cnn", overrides={**overrides, "transfer.arms": "scratch"}, out=tmp_path / "s")
+    assert any(p.name.startswith("scratch.") for p in (tmp_path / "s" / "runs").iterdir())
+
+
 @pytest.mark.parametrize("overrides, noted", [({"train.precision": "bf16"}, True), ({}, False),
                                                ({"train.precision": "32"}, False)])
 def test_emulated_bf16_is_noted(cifar, monkeypatch, overrides, noted):

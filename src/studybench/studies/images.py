@@ -206,6 +206,14 @@ def _plan_draw(loaded: ImageData, config: ImagesConfig, digest: str, data_ref: D
     jobs: list[Job] = []
     if t.arms:  # the transfer arms' epochs (as in transfer_model), for their cost
         cnn = params[t.cnn] if t.cnn in params else registry.get(t.cnn).resolve(preset)
+        # block-1 options the pretrained arms do not carry over (their augmentation and
+        # optimiser groups are the transfer network's): scratch would get them, they would not
+        unshared = [f"model.{k}" for k, off in (("cutout", 0), ("bias_lr_scale", 1.0)) if getattr(cnn, k, off) != off]
+        if unshared and set(t.arms) - {"scratch"}:
+            raise StudybenchError(
+                f"transfer.cnn={t.cnn} with {' and '.join(unshared)}: scratch would train with it and the "
+                "pretrained arms without, so they would not share one recipe; leave it out for transfer, "
+                "or train block 1 alone (transfer.arms=[])")
         budget = budget_epochs(cnn, t.epochs)
         # block 2's training images at share 1 (for the step floor's epochs in the cost)
         block2_train = round(len(loaded.train) * len(ids[1]) / len(loaded.train.classes) * (1 - config.data.val_size))

@@ -102,9 +102,13 @@ class _Task(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.config
-        # A network may ask for its own groups (e.g. a pretrained trunk at a lower rate).
+        # A network may ask for its own groups (e.g. a pretrained trunk at a lower rate); a
+        # group's "weight_decay_scale" multiplies train.weight_decay for it.
         groups = self.net.param_groups(c.lr) if hasattr(self.net, "param_groups") else \
             [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr": c.lr}]
+        for group in groups:
+            if "weight_decay_scale" in group:
+                group["weight_decay"] = c.weight_decay * group.pop("weight_decay_scale")
         optim = optimizer(groups, c)
         if c.schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(

@@ -30,11 +30,13 @@ class Preprocess(nn.Module):
     subtracts the training mean and divides by the standard deviation per channel."""
 
     def __init__(self, scale: str = "raw", crop_padding: int = 0, flip: bool = False,
-                 channels_last: bool = False):
+                 channels_last: bool = False, cutout: int = 0):
         super().__init__()
         if scale not in ("raw", "unit", "standard"):
             raise StudybenchError(f"--set model.scale={scale}: expected raw, unit or standard")
-        self.scale, self.crop_padding, self.flip = scale, crop_padding, flip
+        if cutout < 0:
+            raise StudybenchError(f"--set model.cutout={cutout}: expected 0 (off) or a square's side in pixels")
+        self.scale, self.crop_padding, self.flip, self.cutout = scale, crop_padding, flip, cutout
         self.channels_last = channels_last
         self.register_buffer("mean", torch.zeros(3))  # 0-255 units; set by fit_statistics
         self.register_buffer("std", torch.ones(3))
@@ -74,7 +76,11 @@ class Preprocess(nn.Module):
         return self.augment(images) if self.training and (self.crop_padding or self.flip) else images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.scaled(self.maybe_augment(images))
+        x = self.scaled(self.maybe_augment(images))
+        if not (self.training and self.cutout):
+            return x
+        x = cut_out(x, self.cutout)  # the mask's layout would otherwise undo channels-last
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def scaled(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels (uint8 or float 0-255) as the network's float input."""
@@ -84,6 +90,19 @@ class Preprocess(nn.Module):
         elif self.scale == "standard":
             x = (x - self.mean[None, :, None, None]) / self.std[None, :, None, None]
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def cut_out(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Cutout (DeVries and Taylor 2017): a random ``size`` x ``size`` square of each scaled
+    image set to 0 (the training mean with ``standard`` scaling), wholly inside the image."""
+    b, _, h, w = x.shape
+    size = min(size, h, w)
+    top = torch.randint(0, h - size + 1, (b, 1), device=x.device)
+    left = torch.randint(0, w - size + 1, (b, 1), device=x.device)
+    rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_rows = (rows >= top) & (rows < top + size)  # [B, H]
+    in_cols = (cols >= left) & (cols < left + size)  # [B, W]
+    return x.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
 
 
 class Frozen(nn.Module):
