@@ -54,3 +54,46 @@ def test_report_from_the_records_draws_the_pooled_gain_figure(tmp_path):
     png = tmp_path / gain[0].split("](", 1)[1].rstrip(")")
     with Image.open(png) as image:
         assert image.width > 300 and image.height > 200
+
+
+BLOCK1 = ROOT / "results" / "block1"
+RECIPE = ROOT / "recipes" / "whitened_cnn_long.yaml"
+
+
+def _get(params: dict, dotted: str):
+    for key in dotted.split("."):
+        params = params[key]
+    return params
+
+
+def test_block1_records_are_the_recipe_in_ten_minutes_at_its_stated_accuracy():
+    """results/block1 holds the three seeds behind recipes/whitened_cnn_long.yaml's figures:
+    each ran that recipe on the seed preset in bf16 within 10 minutes of training, and their
+    mean test accuracy is the one the recipe, the README and benchmarks/RESULTS.md state."""
+    import re
+
+    import numpy as np
+
+    from studybench.config import load_yaml_overrides
+
+    collected = collect(BLOCK1)
+    assert not (collected.problems or collected.failed or collected.interrupted or collected.duplicates)
+    runs = collected.images
+    assert sorted(run.config["seed"] for run in runs) == [0, 1, 2]
+    files = {p.name for p in (BLOCK1 / "runs").rglob("*") if p.is_file()}
+    assert files <= RECORD_FILES, f"only records belong here, not {sorted(files - RECORD_FILES)}"
+    recipe = load_yaml_overrides(RECIPE)
+    for run in runs:
+        assert (run.config["model"], run.config["preset"], run.config["stage"]) == ("whitened_cnn", "seed", "block1")
+        assert run.config["block_classes"] == ["bird", "cat", "deer", "frog", "horse"]
+        for key, value in recipe.items():
+            section, name = key.split(".", 1)
+            found = _get(run.config["params"], name if section == "model" else key) if section != "data" \
+                else run.config["config"][name]
+            assert found == value, (run.run_id, key, found, value)
+        assert run.metrics["selection"]["precision"] == "bf16"
+        assert run.metrics["fit_seconds"] <= 600, (run.run_id, run.metrics["fit_seconds"])
+    accuracy = np.array([run.metrics["test"]["accuracy"] for run in runs])
+    stated = f"{accuracy.mean():.3f} ± {accuracy.std(ddof=1):.3f}"
+    for document in (RECIPE, ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md"):
+        assert stated in document.read_text(encoding="utf-8"), (document.name, stated)
