@@ -64,6 +64,16 @@ def test_the_kept_epoch_can_follow_macro_f1():
     assert result["best_epoch"] == 2 and result["monitor"] == "val_macro_f1"
 
 
+def test_monitor_last_keeps_the_final_epoch_and_never_stops_early():
+    net = Scripted()
+    config = TrainConfig(epochs=5, batch_size=64, lr=1e-3, patience=1, monitor="last")
+    result = fit_classifier(net, _data(30), _data(12), 3, config, seed=0)
+    losses = [row["val_loss"] for row in result["history"]]
+    assert result["epochs_run"] == 5  # patience 1 would have stopped after epoch 3 on val_loss
+    assert result["best_epoch"] == 5 and result["monitor"] == "last" and min(losses) == losses[1]
+    assert int(net.epoch) == 5  # the last epoch's weights, not the best one's (epoch 2)
+
+
 def test_unknown_monitor_is_a_one_line_error():
     with pytest.raises(StudybenchError, match="train.monitor=val_psnr: expected val_loss, val_macro_f1"):
         fit_classifier(Scripted(), _data(6), _data(3), 3, TrainConfig(epochs=1, monitor="val_psnr"), seed=0)

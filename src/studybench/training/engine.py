@@ -39,7 +39,9 @@ class TrainConfig:
     # what validation scores and what is kept (0: off; 0.99-0.999 smooths the last noisy steps)
     patience: int = 5  # epochs without a better validation loss before stopping (the study's)
     monitor: str = "val_loss"  # what early stopping and the kept epoch follow: val_loss (the
-    # study's, lowest) | val_macro_f1 or val_accuracy (highest; classification) | val_psnr
+    # study's, lowest) | val_macro_f1 or val_accuracy (highest; classification) | val_psnr |
+    # last: no early stopping, the final epoch kept (a schedule annealed to its end; a small
+    # validation set's noise then picks no earlier epoch)
     schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | onecycle (warm-up then anneal, per step)
     lr_factor: float = 0.5  # ReduceLROnPlateau multiplies the learning rate by this …
     lr_patience: int = 2  # … after this many epochs without improvement
@@ -165,8 +167,8 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     config, net = task.config, task.net
     if config.schedule not in ("plateau", "onecycle"):
         raise StudybenchError(f"--set train.schedule={config.schedule}: expected plateau or onecycle")
-    if config.monitor not in task.monitors:
-        raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(task.monitors)}")
+    if config.monitor not in (*task.monitors, "last"):
+        raise StudybenchError(f"--set train.monitor={config.monitor}: expected {', '.join(task.monitors)} or last")
     if config.optimizer not in ("adam", "sgd"):
         raise StudybenchError(f"--set train.optimizer={config.optimizer}: expected adam or sgd")
     if not 0 <= config.ema < 1:
@@ -174,10 +176,11 @@ def fit(task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed
     best = KeepBest(config.monitor)
     train_loader = loader(train, config.batch_size, True, seed, trim)
     task.train_batches = train_loader.dataset  # its epoch counter (the shuffle) goes into checkpoints
-    callbacks = [EarlyStopping(config.monitor, patience=config.patience, mode="min" if best.lower else "max"), best]
+    callbacks = [best] if best.every else \
+        [EarlyStopping(config.monitor, patience=config.patience, mode="min" if best.lower else "max"), best]
     prune = None
     if config.prune_below:
-        if best.lower:
+        if best.lower or best.every:
             raise StudybenchError(f"--set train.prune_below: needs a monitor to maximise, not {config.monitor}")
         prune = PruneBelow(best, config.prune_below)
         callbacks.append(prune)

@@ -178,10 +178,11 @@ class ReconstructionTask(_Task):
 
 class KeepBest(L.Callback):
     """Keeps the weights of the epoch with the best ``monitor`` value (lowest for a loss,
-    highest otherwise), in memory (and in the resume checkpoint)."""
+    highest otherwise; ``last``: the last epoch), in memory (and in the resume checkpoint)."""
 
     def __init__(self, monitor: str = "val_loss"):
         self.monitor, self.lower = monitor, monitor.endswith("_loss")
+        self.every = monitor == "last"  # no selection: every epoch replaces the one before
         self.best, self.state, self.epoch = (float("inf") if self.lower else -float("inf")), None, 0
 
     def state_dict(self) -> dict:
@@ -196,11 +197,11 @@ class KeepBest(L.Callback):
         # be paired with this epoch's weights. (EarlyStopping reads it here too.)
         if trainer.sanity_checking:
             return
-        value = trainer.callback_metrics.get(self.monitor)
+        value = trainer.callback_metrics.get("val_loss" if self.every else self.monitor)
         if value is None:
             return
         value = float(value)
-        if (value < self.best) if self.lower else (value > self.best):
+        if self.every or ((value < self.best) if self.lower else (value > self.best)):
             self.best, self.epoch = value, trainer.current_epoch + 1
             self.state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
 
