@@ -438,7 +438,6 @@ def test_batchnorm_shifts_learn_faster_and_decay_at_the_same_rate():
     assert fast["lr"] * fast["weight_decay"] == pytest.approx(weights["lr"] * weights["weight_decay"])
 
 
-
 def test_residual_groups_add_the_pooled_input_back():
     from studybench.models.image.whitened import ConvGroup
 

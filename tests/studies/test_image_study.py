@@ -106,8 +106,7 @@ def test_bad_settings(cifar, tmp_path, overrides, message):
 
 @pytest.mark.parametrize("extra", [{"model.cutout": "4"}, {"model.bias_lr_scale": "64"}])
 def test_transfer_refuses_block1_options_its_pretrained_arms_would_not_share(cifar, tmp_path, extra):
-    overrides = {**QUICK, "transfer.cnn": "whitened_cnn", "whiten_images": 8, **extra}
-    overrides["model.whiten_images"] = overrides.pop("whiten_images")
+    overrides = {**QUICK, "transfer.cnn": "whitened_cnn", "model.whiten_images": 8, **extra}
     with pytest.raises(StudybenchError, match=re.escape(next(iter(extra)))):
         run_images(cifar, models="whitened_cnn", overrides={**overrides, "transfer.arms": "scratch,cnn_finetune"},
                    out=tmp_path / "both")

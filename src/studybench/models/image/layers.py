@@ -76,19 +76,24 @@ class Preprocess(nn.Module):
         return self.augment(images) if self.training and (self.crop_padding or self.flip) else images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.scaled(self.maybe_augment(images))
-        if not (self.training and self.cutout):
-            return x
-        x = cut_out(x, self.cutout)  # the mask's layout would otherwise undo channels-last
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        x = self._values(self.maybe_augment(images))
+        if self.training and self.cutout:
+            x = cut_out(x, self.cutout)  # before the layout: its mask's would undo channels-last
+        return self._layout(x)
 
     def scaled(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels (uint8 or float 0-255) as the network's float input."""
+        return self._layout(self._values(images))
+
+    def _values(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()
         if self.scale == "unit":
-            x = x / 255.0
-        elif self.scale == "standard":
-            x = (x - self.mean[None, :, None, None]) / self.std[None, :, None, None]
+            return x / 255.0
+        if self.scale == "standard":
+            return (x - self.mean[None, :, None, None]) / self.std[None, :, None, None]
+        return x
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 

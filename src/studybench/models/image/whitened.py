@@ -145,11 +145,12 @@ class WhitenedClassifier(ImageClassifier):
         self.bias_lr_scale = bias_lr_scale
 
     def param_groups(self, lr: float) -> list[dict]:
-        trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
-        shifts = [p for name, p in trainable if ".norm" in name and name.endswith(".bias")]
-        rest = [p for name, p in trainable if not (".norm" in name and name.endswith(".bias"))]
-        if self.bias_lr_scale == 1.0 or not shifts:
-            return [{"params": rest + shifts, "lr": lr}]
+        if self.bias_lr_scale == 1.0:
+            return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+        shifts, rest = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (shifts if ".norm" in name and name.endswith(".bias") else rest).append(p)
         return [{"params": rest, "lr": lr},
                 {"params": shifts, "lr": lr * self.bias_lr_scale, "weight_decay_scale": 1 / self.bias_lr_scale}]
 
